@@ -7,7 +7,7 @@ PROFILE ?= cpu
 # Real face crops (DAF:re layout); the real-data chapters and tests use them when present.
 REAL_DATA ?= ../shared/data/holo14
 # The embedded default dataset, generated on first use (never committed).
-SYNTHETIC ?= data/synthetic
+SYNTHETIC ?= data/synthetic-$(PROFILE)
 PY       := $(VENV)/bin/python
 STAMP    := $(VENV)/.installed
 

@@ -1,0 +1,138 @@
+"""Run the book's notebooks with papermill, one profile at a time.
+
+``notebooks/profiles.yml`` holds the parameters of every notebook for every profile; this module
+generates the synthetic dataset the profile needs (if it is missing), executes each notebook
+into ``book/experiments/`` (where ``_toc.yml`` finds them) and prints how long each one took.
+
+    python -m animesion_lib.book_runner --profile cpu
+    python -m animesion_lib.book_runner --profile smoke --only 01_datasets --output-dir /tmp/nb
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOKS = REPO / "notebooks"
+PROFILES_FILE = NOTEBOOKS / "profiles.yml"
+DEFAULT_OUTPUT = REPO / "book" / "experiments"
+
+
+@dataclass
+class NotebookRun:
+    name: str
+    seconds: float
+
+
+def load_profiles(path: Path = PROFILES_FILE) -> dict:
+    with open(path) as f:
+        profiles = yaml.safe_load(f)
+    if not isinstance(profiles, dict) or not profiles:
+        raise ValueError(f"{path}: expected a mapping of profile name -> settings")
+    return profiles
+
+
+def notebook_parameters(profiles: dict, profile: str, name: str, **paths: str) -> dict:
+    """The papermill parameters of one notebook: the profile's common values, then its own."""
+    if profile not in profiles:
+        raise ValueError(f"unknown profile {profile!r}; choose from {sorted(profiles)}")
+    settings = profiles[profile]
+    params = {"profile": profile, **paths, **(settings.get("common") or {})}
+    params.update((settings.get("notebooks") or {}).get(name) or {})
+    return params
+
+
+def ensure_synthetic(root: Path, profile: str) -> None:
+    """Generate the synthetic dataset of this profile unless it is already there."""
+    if (root / "labels" / "train.csv").is_file():
+        return
+    from animesion_lib.cli import main as animesion
+
+    print(f"generating the synthetic dataset ({profile} preset) in {root}", flush=True)
+    preset = profile if profile in ("smoke", "cpu") else "cpu"
+    code = animesion(["make-synthetic", "--out", str(root), "--profile", preset])
+    if code:
+        raise SystemExit(f"make-synthetic failed with exit code {code}")
+
+
+def run_notebooks(
+    profile: str,
+    synthetic: Path,
+    real_data: Path,
+    output_dir: Path = DEFAULT_OUTPUT,
+    results_dir: Path = REPO / "results",
+    only: list[str] | None = None,
+) -> list[NotebookRun]:
+    import papermill
+
+    profiles = load_profiles()
+    names = list((profiles[profile].get("notebooks") or {}).keys())
+    if only:
+        unknown = sorted(set(only) - set(names))
+        if unknown:
+            raise ValueError(f"not in profile {profile!r}: {unknown}; it has {names}")
+        names = [n for n in names if n in only]
+    ensure_synthetic(synthetic, profile)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    runs = []
+    for name in names:
+        params = notebook_parameters(
+            profiles,
+            profile,
+            name,
+            data_root=str(synthetic.resolve()),
+            real_data_root=str(real_data.resolve()),
+            results_dir=str(results_dir.resolve()),
+        )
+        print(f"\n=== {name} ({profile}) ===", flush=True)
+        start = time.perf_counter()
+        papermill.execute_notebook(
+            NOTEBOOKS / f"{name}.ipynb",
+            output_dir / f"{name}.ipynb",
+            parameters=params,
+            kernel_name="python3",
+            progress_bar=True,
+            cwd=str(NOTEBOOKS),
+        )
+        runs.append(NotebookRun(name, time.perf_counter() - start))
+    return runs
+
+
+def format_timings(runs: list[NotebookRun], command: str) -> str:
+    lines = [f"$ {command}", "", "| notebook | wall time (s) |", "| --- | ---: |"]
+    lines += [f"| {r.name} | {r.seconds:.1f} |" for r in runs]
+    lines.append(f"| **total** | {sum(r.seconds for r in runs):.1f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="Execute the book's notebooks with papermill for one profile.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--profile", default="cpu", help="smoke, cpu or paper (notebooks/profiles.yml)")
+    parser.add_argument("--synthetic", type=Path, default=None,
+                        help="synthetic dataset folder (generated if missing); default data/synthetic-PROFILE")
+    parser.add_argument("--real-data", type=Path, default=REPO.parent / "shared" / "data" / "holo14",
+                        help="real face crops in the DAF:re layout; chapters that need them say so when absent")
+    parser.add_argument("--output-dir", type=Path, default=DEFAULT_OUTPUT,
+                        help="where the executed notebooks go (the book reads them from book/experiments)")
+    parser.add_argument("--results-dir", type=Path, default=REPO / "results",
+                        help="where notebooks write their records (results/PROFILE/EXPERIMENT.json)")
+    parser.add_argument("--only", nargs="+", default=None, help="run only these notebooks (names without .ipynb)")
+    args = parser.parse_args(argv)
+    synthetic = args.synthetic or REPO / "data" / f"synthetic-{args.profile}"
+    runs = run_notebooks(args.profile, synthetic, args.real_data, args.output_dir, args.results_dir, args.only)
+    print()
+    print(format_timings(runs, "python -m animesion_lib.book_runner " + " ".join(argv or sys.argv[1:])))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
