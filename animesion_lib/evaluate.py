@@ -1,0 +1,274 @@
+"""Evaluation: the metrics, and runs that compute them for a model or a checkpoint.
+
+Character recognition is long-tailed (a few characters have hundreds of images, most have
+twenty), so next to top-1 / top-5 we always report the *mean class accuracy* — the average of the
+per-class accuracies — which weighs every character equally. Tag prediction is multi-label:
+mean average precision (macro over tags, and micro over all tag decisions), and F1 at a fixed
+threshold and at the best threshold (chosen on validation, then applied unchanged to test).
+
+Multimodal models (image + tags in, character out) are evaluated three ways: with the tags, with
+no tags at all (image only — the case curriculum training is meant to make work), and with a
+fraction of the tags dropped at random.
+
+The metric functions take plain arrays (numpy or torch) and are checked in tests against
+hand-computed examples.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import torch
+
+ArrayLike = Any  # numpy array or torch tensor
+
+TEXT_MODES = ("tags", "none", "drop")
+
+
+def _np(x: ArrayLike) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        return x.detach().float().cpu().numpy() if x.is_floating_point() else x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+# ------------------------------------------------------------------------ character metrics
+
+
+def topk_accuracy(scores: ArrayLike, labels: ArrayLike, ks: Iterable[int] = (1, 5)) -> dict[int, float]:
+    """Fraction of samples whose true class is among the ``k`` highest scores, for each k.
+
+    k larger than the number of classes counts every sample as correct (as it must).
+    """
+    scores, labels = _np(scores), _np(labels).astype(np.int64)
+    if len(labels) == 0:
+        return {k: float("nan") for k in ks}
+    # rank of the true class = how many classes score strictly higher than it
+    true_scores = scores[np.arange(len(labels)), labels]
+    rank = (scores > true_scores[:, None]).sum(axis=1)
+    return {k: float((rank < k).mean()) for k in ks}
+
+
+def confusion_matrix(predictions: ArrayLike, labels: ArrayLike, num_classes: int) -> np.ndarray:
+    """``[true class, predicted class]`` counts, int64 ``[num_classes, num_classes]``."""
+    predictions, labels = _np(predictions).astype(np.int64), _np(labels).astype(np.int64)
+    flat = labels * num_classes + predictions
+    return np.bincount(flat, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+
+
+def per_class_accuracy(predictions: ArrayLike, labels: ArrayLike, num_classes: int) -> np.ndarray:
+    """Accuracy of each class (recall of that class); NaN for classes with no samples."""
+    cm = confusion_matrix(predictions, labels, num_classes)
+    support = cm.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(support > 0, np.diag(cm) / np.maximum(support, 1), np.nan)
+
+
+def mean_class_accuracy(predictions: ArrayLike, labels: ArrayLike, num_classes: int) -> float:
+    """Mean of the per-class accuracies over the classes that have samples."""
+    acc = per_class_accuracy(predictions, labels, num_classes)
+    return float(np.nanmean(acc)) if np.isfinite(acc).any() else float("nan")
+
+
+def classification_metrics(logits: ArrayLike, labels: ArrayLike, num_classes: int) -> dict[str, float]:
+    """top1, top5, mean_class_acc for a batch of scores (logits or probabilities)."""
+    logits = _np(logits)
+    top = topk_accuracy(logits, labels, ks=(1, 5))
+    predictions = logits.argmax(axis=1)
+    return {"top1": top[1], "top5": top[5], "mean_class_acc": mean_class_accuracy(predictions, labels, num_classes)}
+
+
+# ------------------------------------------------------------------------------ tag metrics
+
+
+def tag_average_precision(scores: ArrayLike, targets: ArrayLike) -> dict[str, float]:
+    """mAP: ``map_macro`` (mean over tags that occur at least once) and ``map_micro``."""
+    from sklearn.metrics import average_precision_score
+
+    scores, targets = _np(scores).astype(np.float64), (_np(targets) > 0.5).astype(np.int64)
+    present = targets.sum(axis=0) > 0  # AP is undefined for a tag with no positive example
+    if not present.any():
+        return {"map_macro": float("nan"), "map_micro": float("nan")}
+    macro = average_precision_score(targets[:, present], scores[:, present], average="macro")
+    micro = average_precision_score(targets.ravel(), scores.ravel())
+    return {"map_macro": float(macro), "map_micro": float(micro)}
+
+
+def f1_at_threshold(scores: ArrayLike, targets: ArrayLike, threshold: float = 0.5) -> dict[str, float]:
+    """Micro precision / recall / F1 of ``scores >= threshold``, and macro F1 over present tags."""
+    scores, targets = _np(scores), _np(targets) > 0.5
+    predicted = scores >= threshold
+    tp = (predicted & targets).sum(axis=0).astype(np.float64)
+    fp = (predicted & ~targets).sum(axis=0).astype(np.float64)
+    fn = (~predicted & targets).sum(axis=0).astype(np.float64)
+    precision = tp.sum() / max(tp.sum() + fp.sum(), 1.0)
+    recall = tp.sum() / max(tp.sum() + fn.sum(), 1.0)
+    f1_micro = 2 * tp.sum() / max(2 * tp.sum() + fp.sum() + fn.sum(), 1.0)
+    present = targets.sum(axis=0) > 0
+    per_tag = 2 * tp / np.maximum(2 * tp + fp + fn, 1.0)
+    f1_macro = float(per_tag[present].mean()) if present.any() else float("nan")
+    return {"precision": float(precision), "recall": float(recall), "f1_micro": float(f1_micro), "f1_macro": f1_macro}
+
+
+def best_threshold(
+    scores: ArrayLike, targets: ArrayLike, thresholds: Iterable[float] | None = None
+) -> tuple[float, float]:
+    """The threshold (from a grid) with the highest micro F1, and that F1. Ties: the lowest threshold."""
+    grid = np.round(np.arange(0.05, 0.951, 0.05), 4) if thresholds is None else np.asarray(list(thresholds))
+    f1s = [f1_at_threshold(scores, targets, t)["f1_micro"] for t in grid]
+    best = int(np.argmax(f1s))
+    return float(grid[best]), float(f1s[best])
+
+
+def tag_metrics(
+    scores: ArrayLike, targets: ArrayLike, threshold: float = 0.5, tuned_threshold: float | None = None
+) -> dict[str, float]:
+    """Every tag number we report. ``tuned_threshold`` (chosen on validation) is applied as is;
+    without it the best threshold is chosen on these very scores (fine on validation only)."""
+    out = {f"tag_{k}": v for k, v in tag_average_precision(scores, targets).items()}
+    fixed = f1_at_threshold(scores, targets, threshold)
+    out.update({"tag_f1": fixed["f1_micro"], "tag_f1_macro": fixed["f1_macro"],
+                "tag_precision": fixed["precision"], "tag_recall": fixed["recall"]})
+    if tuned_threshold is None:
+        tuned_threshold, _ = best_threshold(scores, targets)
+    out["tag_threshold_tuned"] = float(tuned_threshold)
+    out["tag_f1_tuned"] = f1_at_threshold(scores, targets, tuned_threshold)["f1_micro"]
+    return out
+
+
+# -------------------------------------------------------------------------- evaluation runs
+
+
+def drop_tokens(
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    fraction: float,
+    special_ids: set[int],
+    pad_id: int,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Remove a random ``fraction`` of the (non-special) tag tokens: set them to [PAD], unmask them."""
+    droppable = attention_mask.bool()
+    for special in special_ids:
+        droppable &= input_ids != special
+    coin = torch.rand(input_ids.shape, generator=generator, device="cpu").to(input_ids.device)
+    drop = droppable & (coin < fraction)
+    return input_ids.masked_fill(drop, pad_id), attention_mask.masked_fill(drop, 0)
+
+
+@torch.no_grad()
+def collect_outputs(
+    model: torch.nn.Module,
+    loader: Iterable[dict[str, Any]],
+    device: torch.device,
+    precision: str = "fp32",
+    text_mode: str = "tags",
+    drop_fraction: float = 0.5,
+    tokenizer: Any = None,
+    seed: int = 0,
+    progress: bool = False,
+) -> dict[str, np.ndarray]:
+    """Run ``model`` over ``loader``; return logits, labels, tag probabilities/targets and the mean loss.
+
+    ``text_mode`` (multimodal models only): ``"tags"`` feeds the tags, ``"none"`` feeds no text
+    (image only), ``"drop"`` feeds the tags with ``drop_fraction`` of them removed.
+    """
+    from tqdm.auto import tqdm
+
+    from animesion_lib.device import autocast
+
+    if text_mode not in TEXT_MODES:
+        raise ValueError(f"text_mode must be one of {TEXT_MODES}, not {text_mode!r}")
+    model.eval()
+    generator = torch.Generator().manual_seed(seed)  # the same tags are dropped on every call
+    logits, labels, tag_scores, tag_targets = [], [], [], []
+    loss_sum, seen = 0.0, 0
+    for batch in tqdm(loader, desc=f"eval ({text_mode})", leave=False, disable=not progress):
+        batch = {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+        input_ids, attention_mask = batch.get("input_ids"), batch.get("attention_mask")
+        if input_ids is not None and text_mode == "none":
+            input_ids = attention_mask = None
+        elif input_ids is not None and text_mode == "drop":
+            input_ids, attention_mask = drop_tokens(
+                input_ids, attention_mask, drop_fraction, set(tokenizer.special_token_ids) if tokenizer else set(),
+                tokenizer.pad_token_id if tokenizer else 0, generator,
+            )
+        with autocast(device, precision):
+            out = model(batch["image"], input_ids=input_ids, attention_mask=attention_mask)
+            loss, _ = model.loss(out, batch) if hasattr(model, "loss") else (
+                torch.nn.functional.cross_entropy(out["logits"], batch["label"]), {})
+        n = batch["label"].shape[0]
+        loss_sum += float(loss) * n
+        seen += n
+        logits.append(out["logits"].float().cpu())
+        labels.append(batch["label"].cpu())
+        if "tag_logits" in out and "tag_targets" in batch:
+            tag_scores.append(torch.sigmoid(out["tag_logits"].float()).cpu())
+            tag_targets.append(batch["tag_targets"].float().cpu())
+    result = {
+        "logits": torch.cat(logits).numpy() if logits else np.zeros((0, 0), np.float32),
+        "labels": torch.cat(labels).numpy() if labels else np.zeros((0,), np.int64),
+        "loss": np.float64(loss_sum / max(seen, 1)),
+    }
+    if tag_scores:
+        result["tag_scores"] = torch.cat(tag_scores).numpy()
+        result["tag_targets"] = torch.cat(tag_targets).numpy()
+    return result
+
+
+@dataclass
+class Evaluation:
+    """What an evaluation run found. ``metrics`` is flat name -> number (what records store);
+    the first text mode's numbers have no prefix, the others are prefixed ``notags.`` /
+    ``drop50.`` (drop fraction in percent)."""
+
+    metrics: dict[str, float]
+    per_class_accuracy: np.ndarray
+    confusion: np.ndarray
+    classes: list[str] = field(default_factory=list)
+    outputs: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+
+
+def mode_prefix(text_mode: str, drop_fraction: float) -> str:
+    return {"tags": "", "none": "notags.", "drop": f"drop{round(drop_fraction * 100)}."}[text_mode]
+
+
+def evaluate_model(
+    model: torch.nn.Module,
+    loader: Iterable[dict[str, Any]],
+    num_classes: int,
+    device: torch.device,
+    precision: str = "fp32",
+    text_modes: Iterable[str] = ("tags",),
+    drop_fraction: float = 0.5,
+    tokenizer: Any = None,
+    tag_threshold: float = 0.5,
+    tuned_threshold: float | None = None,
+    classes: list[str] | None = None,
+    progress: bool = False,
+) -> Evaluation:
+    """Evaluate ``model`` on ``loader`` for each text mode; see :class:`Evaluation`."""
+    metrics: dict[str, float] = {}
+    outputs: dict[str, dict[str, np.ndarray]] = {}
+    first = None
+    for mode in text_modes:
+        out = collect_outputs(model, loader, device, precision, mode, drop_fraction, tokenizer, progress=progress)
+        outputs[mode] = out
+        prefix = mode_prefix(mode, drop_fraction) if first is not None else ""
+        first = first or mode
+        found = classification_metrics(out["logits"], out["labels"], num_classes)
+        found["loss"] = float(out["loss"])
+        if "tag_scores" in out:
+            found.update(tag_metrics(out["tag_scores"], out["tag_targets"], tag_threshold, tuned_threshold))
+        metrics.update({prefix + k: v for k, v in found.items()})
+    main = outputs[first]
+    predictions = main["logits"].argmax(axis=1) if len(main["labels"]) else np.zeros(0, np.int64)
+    return Evaluation(
+        metrics=metrics,
+        per_class_accuracy=per_class_accuracy(predictions, main["labels"], num_classes),
+        confusion=confusion_matrix(predictions, main["labels"], num_classes),
+        classes=list(classes or []),
+        outputs=outputs,
+    )
