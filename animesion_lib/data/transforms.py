@@ -1,0 +1,65 @@
+"""Image transforms, split into a deterministic resize and a random augmentation.
+
+The split is what lets the decoded-image cache (``cache.py``) store pixels once: the cache holds
+the output of :func:`build_resize`, and every epoch applies only :func:`build_augment`. The
+uncached path runs exactly the same two stages on the decoded image, so both paths draw from the
+same distribution (and give identical pixels in eval mode).
+
+Recipes, selected by name:
+
+* ``animesion`` (Rios et al. 2022): train = resize to ``size+32``, random crop ``size``,
+  horizontal flip, colour jitter 0.1 (brightness, contrast, saturation, hue); eval = resize to
+  ``size``. Normalised with mean = std = 0.5.
+* ``plain``: resize to ``size`` and normalise, in train and eval alike.
+"""
+
+from __future__ import annotations
+
+import torch
+from torchvision.transforms import v2
+
+TRANSFORMS = ("animesion", "plain")
+MEAN = STD = (0.5, 0.5, 0.5)
+
+
+def _check(name: str) -> None:
+    if name not in TRANSFORMS:
+        raise ValueError(f"unknown transform {name!r}; choose one of {', '.join(TRANSFORMS)}")
+
+
+def resize_size(name: str, image_size: int, train: bool) -> int:
+    """Side of the square the deterministic stage resizes to (and the cache stores)."""
+    _check(name)
+    # the Animesion recipe resizes larger so that the random crop has room to move
+    return image_size + 32 if name == "animesion" and train else image_size
+
+
+def build_resize(name: str, image_size: int, train: bool) -> v2.Transform:
+    """The deterministic stage: PIL image or uint8 tensor in, same type out, square ``resize_size``."""
+    side = resize_size(name, image_size, train)
+    return v2.Resize((side, side), interpolation=v2.InterpolationMode.BILINEAR, antialias=True)
+
+
+def build_augment(name: str, image_size: int, train: bool) -> v2.Transform:
+    """The random stage plus normalisation: resized image in, float32 tensor [3, size, size] out."""
+    _check(name)
+    random_ops: list[v2.Transform] = []
+    if name == "animesion" and train:
+        random_ops = [
+            v2.RandomCrop(image_size),
+            v2.RandomHorizontalFlip(),
+            v2.ColorJitter(brightness=0.1, contrast=0.1, saturation=0.1, hue=0.1),
+        ]
+    return v2.Compose(
+        [
+            *random_ops,  # on PIL images when given PIL: colour jitter is faster there
+            v2.ToImage(),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(MEAN, STD),
+        ]
+    )
+
+
+def build_transforms(name: str, image_size: int, train: bool) -> v2.Compose:
+    """The whole transform, resize then augment: PIL or uint8 tensor in, normalised float out."""
+    return v2.Compose([build_resize(name, image_size, train), build_augment(name, image_size, train)])
