@@ -15,6 +15,8 @@ import sys
 SUBCOMMANDS = {
     "make-synthetic": "make_synthetic",
     "info": "info",
+    "train": "train",
+    "build-dataset": "build_dataset",
 }
 
 

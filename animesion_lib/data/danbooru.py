@@ -1,0 +1,833 @@
+"""Build Dan:mul-style and DAF:re-style datasets from Danbooru metadata.
+
+The recipe, in the order the filters run (every excluded post is counted under the first
+reason that applies, so ``posts read == images kept + sum(exclusions)``):
+
+==========================  ====================================================================
+reason                      rule
+==========================  ====================================================================
+``malformed_json``          the line is not JSON (only with ``on_error="skip"``; else an error)
+``invalid_post``            not an object, or no integer ``id`` (same ``on_error`` rule)
+``duplicate_id``            a later copy of a post id already read (the first copy is kept)
+``no_image_path``           the image path template needs an ``md5``/``file_ext`` the post lacks
+``rating``                  the rating is not one of ``ratings`` (when a rating filter is set)
+``no_character``            no character tag
+``multiple_characters``     two or more character tags (the label must be unambiguous)
+``image_missing``           the image file does not exist (not checked in a dry run)
+``image_unreadable``        the image cannot be decoded (not checked in a dry run)
+``class_too_small``         the character has fewer than ``min_images`` usable posts
+==========================  ====================================================================
+
+Tags are then filtered per image (they are input features, never a reason to drop an image):
+character tags are the label and never a feature; only ``tag_categories`` are kept (Dan:mul
+drops artist and meta); tags seen on fewer than ``min_tag_count`` *training* images are dropped
+as rare; and an importance filter ranks what remains.
+
+Importance filter (the rule)
+    Treat each character as a document made of its training images. For tag ``t`` and
+    character ``c``: ``tf(t, c)`` = share of ``c``'s training images carrying ``t``;
+    ``idf(t) = ln(C / df(t))`` with ``C`` characters and ``df(t)`` the number of characters
+    whose training images carry ``t``. A tag's importance is ``max_c tf(t, c) * idf(t)``: high
+    for a tag that marks some character well (``blue_hair``, a costume), zero for a tag every
+    character has. The score is one number per tag, not per (tag, image label): choosing an
+    image's tags with its own label would leak the answer into the input at test time.
+    Tags with importance ``<= min_tag_importance`` are dropped; then each image keeps at most
+    ``max_tags_per_image`` tags, the most important first (ties by name). Statistics come from
+    the training split only, so validation and test labels never shape the filter.
+
+Splits are stratified: inside each class, posts are ordered by ``md5(f"{seed}:{post_id}")``
+and cut into train/val/test counts (:func:`split_counts`), so a split depends only on the seed
+and the set of posts, not on the order of the metadata file.
+
+The heavy lifting is columnar: metadata is streamed line by line into an on-disk DuckDB table
+in batches (constant Python memory), DuckDB does the grouping, ranking and tag statistics with a
+memory limit (spilling to disk past it), and images go through a process pool in blocks. The
+output is built in a hidden sibling folder and renamed into place at the end, so an interrupted
+build never leaves a folder that looks complete.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from animesion_lib.data.danbooru_metadata import (
+    DEFAULT_IMAGE_PATHS,
+    RATING_WORDS,
+    BadLine,
+    check_image_template,
+    iter_posts,
+    sniff_shape,
+)
+from animesion_lib.data.folder_names import safe_folder_names
+from animesion_lib.data.image_export import IMAGE_MODES, ExportTask, export_images
+from animesion_lib.errors import DatasetError
+
+EXCLUSION_REASONS = (
+    "malformed_json",
+    "invalid_post",
+    "duplicate_id",
+    "no_image_path",
+    "rating",
+    "no_character",
+    "multiple_characters",
+    "image_missing",
+    "image_unreadable",
+    "class_too_small",
+)
+TAG_CATEGORIES = ("general", "copyright", "artist", "meta")
+SPLITS = ("train", "val", "test")
+IMAGE_FOLDERS = ("fullMin256", "faces")
+METADATA_SUFFIXES = (".json", ".jsonl", ".ndjson")
+
+_BATCH = 50_000  # posts per insert into DuckDB
+_IMAGE_BLOCK = 4_096  # images handed to the pool at a time (bounds memory on huge builds)
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """Every knob of the recipe. Start from a preset: ``preset_config("danmul", seed=1)``."""
+
+    preset: str = "danmul"
+    # reading
+    shape: str = "auto"  # "auto" | "dump" | "api"
+    image_template: str | None = None  # None: DEFAULT_IMAGE_PATHS[shape]
+    on_error: str = "stop"  # "stop" | "skip" for malformed / invalid lines
+    # post filters
+    ratings: tuple[str, ...] | None = None  # e.g. ("g", "s"); None keeps every rating
+    min_images: int = 10
+    # splits
+    split: tuple[float, float, float] = (0.7, 0.1, 0.2)
+    seed: int = 0
+    # tag filters
+    tag_categories: tuple[str, ...] = ("general", "copyright")
+    min_tag_count: int = 10
+    min_tag_importance: float | None = 0.0  # None: no importance floor
+    max_tags_per_image: int | None = 24  # None: no cap
+    # images
+    image_mode: str = "resize"  # "resize" | "link" | "copy"
+    image_folder: str = "fullMin256"  # "fullMin256" | "faces"
+    size: int = 256  # shorter side after resizing
+    quality: int = 90
+    dry_run: bool = False  # metadata stages only: no image is opened, linked or written
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    # engine / output
+    memory_limit: str = "2GB"
+    overwrite: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.shape not in ("auto", "dump", "api"):
+            problems.append(f"shape must be auto, dump or api, not {self.shape!r}")
+        if self.on_error not in ("stop", "skip"):
+            problems.append(f"on_error must be stop or skip, not {self.on_error!r}")
+        if self.min_images < 1:
+            problems.append("min_images must be at least 1")
+        if len(self.split) != 3 or any(f < 0 for f in self.split) or abs(sum(self.split) - 1) > 1e-6:
+            problems.append(f"split must be three non-negative fractions summing to 1, not {self.split}")
+        elif self.split[0] == 0:
+            problems.append("the train fraction must be positive")
+        unknown = set(self.tag_categories) - set(TAG_CATEGORIES)
+        if unknown:
+            problems.append(f"unknown tag categories {sorted(unknown)}; choose from {TAG_CATEGORIES}")
+        if self.image_mode not in IMAGE_MODES:
+            problems.append(f"image_mode must be one of {IMAGE_MODES}, not {self.image_mode!r}")
+        if self.image_folder not in IMAGE_FOLDERS:
+            problems.append(f"image_folder must be one of {IMAGE_FOLDERS}, not {self.image_folder!r}")
+        if self.max_tags_per_image is not None and self.max_tags_per_image < 0:
+            problems.append("max_tags_per_image must be >= 0")
+        if self.ratings is not None:
+            bad = [r for r in self.ratings if r not in set(RATING_WORDS.values())]
+            if bad:
+                problems.append(f"unknown ratings {bad}; use letters g, s, q, e")
+        if self.image_template is not None:
+            try:
+                check_image_template(self.image_template)
+            except ValueError as err:
+                problems.append(str(err))
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    @property
+    def importance_filter(self) -> bool:
+        return self.min_tag_importance is not None or self.max_tags_per_image is not None
+
+
+PRESETS: dict[str, dict] = {
+    # Dan:mul (2023): one character per post, >= 10 images per character, artist and meta tags
+    # dropped, rare and uninformative tags dropped (the paper reports 24 tags/image after it).
+    "danmul": dict(
+        min_images=10,
+        split=(0.7, 0.1, 0.2),
+        tag_categories=("general", "copyright"),
+        min_tag_count=10,
+        min_tag_importance=0.0,
+        max_tags_per_image=24,
+        image_folder="fullMin256",
+    ),
+    # DAF:re (Animesion, 2022): >= 20 images per character, split 0.7/0.1/0.2, general tags.
+    "dafre": dict(
+        min_images=20,
+        split=(0.7, 0.1, 0.2),
+        tag_categories=("general",),
+        min_tag_count=1,
+        min_tag_importance=None,
+        max_tags_per_image=None,
+        image_folder="fullMin256",
+    ),
+}
+
+
+def preset_config(name: str = "danmul", **overrides) -> BuildConfig:
+    """A :class:`BuildConfig` from a preset's values, with ``overrides`` on top."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return BuildConfig(preset=name, **{**PRESETS[name], **overrides})
+
+
+def split_counts(n: int, fractions: Sequence[float]) -> tuple[int, int, int]:
+    """How many of a class's ``n`` images go to train, val and test.
+
+    Val and test get ``round(n * fraction)`` (half up), at least one each when their fraction
+    is positive and ``n >= 3``; train gets the rest and always keeps at least one image.
+    """
+    _, f_val, f_test = fractions
+
+    def share(fraction: float) -> int:
+        if fraction <= 0:
+            return 0
+        k = int(n * fraction + 0.5)
+        return max(k, 1) if n >= 3 else k
+
+    n_val, n_test = share(f_val), share(f_test)
+    while n - n_val - n_test < 1:  # tiny classes: train first
+        if n_test >= n_val and n_test > 0:
+            n_test -= 1
+        else:
+            n_val -= 1
+    return n - n_val - n_test, n_val, n_test
+
+
+def find_metadata_files(paths: Sequence[str | Path]) -> list[Path]:
+    """Files as given; folders expand to their ``*.json``/``*.jsonl``/``*.ndjson``, sorted."""
+    files: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix.lower() in METADATA_SUFFIXES)
+            if not found:
+                raise DatasetError(f"no metadata files ({', '.join(METADATA_SUFFIXES)}) in folder", path=path)
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise DatasetError("metadata file not found", path=path)
+    return files
+
+
+def _progress(iterable=None, **kwargs):
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, dynamic_ncols=True, mininterval=1.0, **kwargs)
+
+
+class _Build:
+    """One build, step by step; holds the DuckDB connection and the running statistics."""
+
+    def __init__(self, files: list[Path], images: Path | None, work: Path, config: BuildConfig):
+        import duckdb
+
+        self.files, self.images, self.root, self.config = files, images, work, config
+        self.scratch = work / "_work"
+        self.scratch.mkdir(parents=True)
+        self.con = duckdb.connect(
+            str(self.scratch / "build.duckdb"),
+            config={
+                "memory_limit": config.memory_limit,
+                "temp_directory": str(self.scratch / "spill"),
+                "preserve_insertion_order": False,
+            },
+        )
+        self.excluded: Counter[str] = Counter()
+        self.stats: dict = {}
+        self.timings: dict[str, float] = {}
+        self.problems_file = open(work / "problems.csv", "w", newline="", encoding="utf-8")
+        self.problems = csv.writer(self.problems_file)
+        self.problems.writerow(["file", "line", "post_id", "reason", "detail"])
+
+    # ------------------------------------------------------------------ helpers
+    def _timed(self, name: str, start: float) -> None:
+        self.timings[name] = round(time.perf_counter() - start, 3)
+
+    def _scalar(self, sql: str, *params):
+        return self.con.execute(sql, list(params)).fetchone()[0]
+
+    def _insert(self, table: str, columns: dict[str, list]) -> None:
+        import pandas as pd
+
+        frame = pd.DataFrame(columns)
+        self.con.register("_batch", frame)
+        self.con.execute(f"INSERT INTO {table} SELECT * FROM _batch")
+        self.con.unregister("_batch")
+
+    # ------------------------------------------------------------------ 1. read
+    def read_metadata(self) -> None:
+        """Stream every file into the ``posts`` table; bad lines stop or are reported."""
+        start = time.perf_counter()
+        self.con.execute(
+            """CREATE TABLE posts (file INTEGER, line INTEGER, id BIGINT, rating VARCHAR,
+               width INTEGER, height INTEGER, image VARCHAR, n_characters INTEGER,
+               character VARCHAR, general VARCHAR, copyright VARCHAR, artist VARCHAR,
+               meta VARCHAR)"""
+        )
+        shapes: dict[str, str] = {}
+        lines_read = 0
+        bar = _progress(unit=" posts", desc="read metadata", disable=not self.config.progress)
+        for file_index, path in enumerate(self.files):
+            shape = self.config.shape
+            if shape == "auto":
+                shape = sniff_shape(path) or "dump"
+            shapes[str(path)] = shape
+            batch: dict[str, list] = {k: [] for k in (
+                "file", "line", "id", "rating", "width", "height", "image", "n_characters",
+                "character", "general", "copyright", "artist", "meta")}
+            for item in iter_posts(path, shape, self.config.image_template):
+                lines_read += 1
+                if isinstance(item, BadLine):
+                    if self.config.on_error == "stop":
+                        raise DatasetError(
+                            f"{item.reason.replace('_', ' ')}: {item.detail} "
+                            "(pass --on-error skip to report such lines and go on)",
+                            path=path, row=item.line,
+                        )
+                    self.excluded[item.reason] += 1
+                    self.problems.writerow([path.name, item.line, "", item.reason, item.detail])
+                    continue
+                batch["file"].append(file_index)
+                batch["line"].append(item.line)
+                batch["id"].append(item.id)
+                batch["rating"].append(item.rating)
+                batch["width"].append(item.width)
+                batch["height"].append(item.height)
+                batch["image"].append(item.image)
+                batch["n_characters"].append(len(item.characters))
+                batch["character"].append(item.characters[0] if len(item.characters) == 1 else None)
+                batch["general"].append(item.general)
+                batch["copyright"].append(item.copyright)
+                batch["artist"].append(item.artist)
+                batch["meta"].append(item.meta)
+                if len(batch["id"]) >= _BATCH:
+                    self._insert("posts", batch)
+                    bar.update(len(batch["id"]))
+                    batch = {k: [] for k in batch}
+            if batch["id"]:
+                self._insert("posts", batch)
+                bar.update(len(batch["id"]))
+        bar.close()
+        self.stats["metadata_files"] = [
+            {"file": str(p), "shape": shapes[str(p)], "bytes": p.stat().st_size} for p in self.files
+        ]
+        self.stats["posts_read"] = lines_read
+        self._timed("read_metadata", start)
+
+    # ------------------------------------------------------------------ 2. post filters
+    def filter_posts(self) -> None:
+        """Give every post its first exclusion reason (NULL = still in)."""
+        start = time.perf_counter()
+        ratings = self.config.ratings
+        rating_rule = "FALSE" if ratings is None else "coalesce(rating NOT IN (SELECT unnest($1)), TRUE)"
+        self.con.execute(
+            f"""CREATE TABLE status AS
+            WITH ranked AS (
+                SELECT *, row_number() OVER (PARTITION BY id ORDER BY file, line) AS copy,
+                       first_value(line) OVER (PARTITION BY id ORDER BY file, line) AS first_line,
+                       first_value(file) OVER (PARTITION BY id ORDER BY file, line) AS first_file
+                FROM posts)
+            SELECT *, CASE
+                WHEN copy > 1 THEN 'duplicate_id'
+                WHEN image IS NULL THEN 'no_image_path'
+                WHEN {rating_rule} THEN 'rating'
+                WHEN n_characters = 0 THEN 'no_character'
+                WHEN n_characters > 1 THEN 'multiple_characters'
+            END AS reason
+            FROM ranked""",
+            [list(ratings)] if ratings is not None else [],
+        )
+        self.con.execute("DROP TABLE posts")
+        for file, line, post_id, first_file, first_line in self.con.execute(
+            "SELECT file, line, id, first_file, first_line FROM status "
+            "WHERE reason = 'duplicate_id' ORDER BY file, line"
+        ).fetchall():
+            first = f"{self.files[first_file].name} line {first_line}"
+            self.problems.writerow([self.files[file].name, line, post_id, "duplicate_id",
+                                    f"post id {post_id} already read at {first}; first copy kept"])
+        for reason, count in self.con.execute(
+            "SELECT reason, count(*) FROM status WHERE reason IS NOT NULL GROUP BY reason"
+        ).fetchall():
+            self.excluded[reason] += count
+        for file, line, post_id in self.con.execute(
+            "SELECT file, line, id FROM status WHERE reason = 'no_image_path' ORDER BY file, line"
+        ).fetchall():
+            self.problems.writerow([self.files[file].name, line, post_id, "no_image_path",
+                                    "the image path template needs a valid md5 / file_ext"])
+        self._drop_small_classes()
+        self._timed("filter_posts", start)
+
+    def _drop_small_classes(self) -> None:
+        """Mark posts of characters with fewer than ``min_images`` remaining posts."""
+        count = self._scalar(
+            """SELECT count(*) FROM status WHERE reason IS NULL AND character IN (
+                   SELECT character FROM status WHERE reason IS NULL
+                   GROUP BY character HAVING count(*) < $1)""",
+            self.config.min_images,
+        )
+        self.con.execute(
+            """UPDATE status SET reason = 'class_too_small'
+               WHERE reason IS NULL AND character IN (
+                   SELECT character FROM status WHERE reason IS NULL
+                   GROUP BY character HAVING count(*) < $1)""",
+            [self.config.min_images],
+        )
+        self.excluded["class_too_small"] += count
+
+    # ------------------------------------------------------------------ 3. folders + images
+    def name_folders(self) -> None:
+        """Safe, unique folder names for the characters still in."""
+        import pandas as pd
+
+        names = [r[0] for r in self.con.execute(
+            "SELECT DISTINCT character FROM status WHERE reason IS NULL").fetchall()]
+        folders = safe_folder_names(names)
+        frame = pd.DataFrame({"character": list(folders), "folder": list(folders.values())},
+                             columns=["character", "folder"]).astype(str)
+        self.con.execute("CREATE TABLE folders (character VARCHAR, folder VARCHAR)")
+        self.con.register("_folders", frame)
+        self.con.execute("INSERT INTO folders SELECT * FROM _folders")
+        self.con.unregister("_folders")
+        self.stats["renamed_folders"] = {k: v for k, v in sorted(folders.items()) if k != v}
+
+    def _output_extension(self) -> str:
+        if self.config.image_mode == "resize":
+            return "'jpg'"
+        return "coalesce(nullif(lower(regexp_extract(image, '\\.([A-Za-z0-9]+)$', 1)), ''), 'jpg')"
+
+    def export_images(self) -> None:
+        """Resize / link / copy every remaining image in a process pool; record failures."""
+        start = time.perf_counter()
+        self.con.execute(
+            f"""CREATE TABLE exported AS
+                SELECT s.id, s.file, s.line, s.image,
+                       f.folder || '/' || s.id || '.' || {self._output_extension()} AS rel
+                FROM status s JOIN folders f USING (character) WHERE s.reason IS NULL"""
+        )
+        self.con.execute("ALTER TABLE exported ADD COLUMN status VARCHAR")
+        self.con.execute("ALTER TABLE exported ADD COLUMN out_width INTEGER")
+        self.con.execute("ALTER TABLE exported ADD COLUMN out_height INTEGER")
+        if self.config.dry_run:
+            self.con.execute("UPDATE exported SET status = 'ok'")
+            self._timed("export_images", start)
+            return
+
+        import multiprocessing as mp
+
+        total = self._scalar("SELECT count(*) FROM exported")
+        image_dir = self.root / self.config.image_folder
+        images_root = self.images.resolve()
+        reader = self.con.cursor()
+        reader.execute("SELECT id, image, rel, file, line FROM exported ORDER BY id")
+        self.con.execute("CREATE TABLE results (id BIGINT, status VARCHAR, w INTEGER, h INTEGER)")
+        workers = max(1, self.config.workers)
+        pool = mp.get_context("spawn" if os.name == "nt" else "fork").Pool(workers) if workers > 1 else None
+        bar = _progress(total=total, unit=" img", desc=f"{self.config.image_mode} images",
+                        disable=not self.config.progress)
+        try:
+            while rows := reader.fetchmany(_IMAGE_BLOCK):
+                tasks = [ExportTask(pid, str(images_root / src), str(image_dir / rel))
+                         for pid, src, rel, _, _ in rows]
+                where = {pid: (self.files[file].name, line) for pid, _, _, file, line in rows}
+                results = export_images(tasks, self.config.image_mode, self.config.size,
+                                        workers, self.config.quality, pool=pool)
+                self._insert("results", {
+                    "id": [r.post_id for r in results], "status": [r.status for r in results],
+                    "w": [r.width for r in results], "h": [r.height for r in results]})
+                for r in results:
+                    if r.status != "ok":
+                        self.problems.writerow([*where[r.post_id], r.post_id, r.status, r.detail])
+                bar.update(len(rows))
+        finally:
+            bar.close()
+            reader.close()
+            if pool is not None:
+                pool.close()
+                pool.join()
+        self.con.execute(
+            """UPDATE exported SET status = r.status, out_width = r.w, out_height = r.h
+               FROM results r WHERE exported.id = r.id"""
+        )
+        self.con.execute(
+            """UPDATE status SET reason = e.status FROM exported e
+               WHERE status.id = e.id AND status.reason IS NULL AND e.status <> 'ok'"""
+        )
+        for reason, count in self.con.execute(
+            "SELECT status, count(*) FROM exported WHERE status <> 'ok' GROUP BY status"
+        ).fetchall():
+            self.excluded[reason] += count
+        # A class can fall under the minimum once unreadable images are out: drop it and the
+        # files already written for it.
+        before = set(r[0] for r in self.con.execute(
+            "SELECT DISTINCT character FROM status WHERE reason IS NULL").fetchall())
+        self._drop_small_classes()
+        after = set(r[0] for r in self.con.execute(
+            "SELECT DISTINCT character FROM status WHERE reason IS NULL").fetchall())
+        for character in sorted(before - after):
+            folder = self._scalar("SELECT folder FROM folders WHERE character = $1", character)
+            shutil.rmtree(image_dir / folder, ignore_errors=True)
+        self.con.execute("DROP TABLE results")
+        self._timed("export_images", start)
+
+    # ------------------------------------------------------------------ 4. classes + splits
+    def assign_splits(self) -> None:
+        import pandas as pd
+
+        start = time.perf_counter()
+        self.con.execute(
+            """CREATE TABLE classes AS
+               SELECT (row_number() OVER (ORDER BY character) - 1)::INTEGER AS class_id,
+                      character, folder, n
+               FROM (SELECT s.character, f.folder, count(*) AS n
+                     FROM status s JOIN folders f USING (character)
+                     WHERE s.reason IS NULL GROUP BY ALL)"""
+        )
+        rows = self.con.execute("SELECT class_id, n FROM classes ORDER BY class_id").fetchall()
+        counts = {"class_id": [], "n_train": [], "n_val": []}
+        for class_id, n in rows:
+            n_train, n_val, _ = split_counts(n, self.config.split)
+            counts["class_id"].append(class_id)
+            counts["n_train"].append(n_train)
+            counts["n_val"].append(n_val)
+        frame = pd.DataFrame(counts, columns=list(counts)).astype("int64")
+        self.con.register("_counts", frame)
+        self.con.execute(
+            f"""CREATE TABLE final AS
+                WITH ranked AS (
+                    SELECT s.id, s.rating, s.width, s.height, s.general, s.copyright, s.artist,
+                           s.meta, c.class_id, e.rel, e.out_width, e.out_height,
+                           row_number() OVER (PARTITION BY c.class_id
+                                              ORDER BY md5('{int(self.config.seed)}:' || s.id)) - 1 AS rk
+                    FROM status s JOIN classes c USING (character) JOIN exported e USING (id)
+                    WHERE s.reason IS NULL)
+                SELECT r.*, CASE WHEN rk < k.n_train THEN 'train'
+                                 WHEN rk < k.n_train + k.n_val THEN 'val' ELSE 'test' END AS split
+                FROM ranked r JOIN _counts k USING (class_id)"""
+        )
+        self.con.unregister("_counts")
+        self._timed("assign_splits", start)
+
+    # ------------------------------------------------------------------ 5. tags
+    def filter_tags(self) -> None:
+        """Per-image tag lists after the category, rarity and importance filters."""
+        start = time.perf_counter()
+        cfg = self.config
+        kept = " || ' ' || ".join(cfg.tag_categories) if cfg.tag_categories else "''"
+        self.con.execute(
+            f"""CREATE TABLE post_tags AS
+                SELECT DISTINCT id, class_id, split, tag FROM (
+                    SELECT id, class_id, split, unnest(string_split({kept}, ' ')) AS tag FROM final)
+                WHERE tag <> ''"""
+        )
+        # Tag statistics come from the training split only.
+        self.con.execute(
+            "CREATE TABLE tag_counts AS SELECT tag, count(*) AS n FROM post_tags "
+            "WHERE split = 'train' GROUP BY tag"
+        )
+        rare_rule = "TRUE" if cfg.min_tag_count <= 1 else f"coalesce(c.n, 0) >= {int(cfg.min_tag_count)}"
+        self.con.execute(
+            f"""CREATE TABLE frequent AS SELECT p.* FROM post_tags p
+                LEFT JOIN tag_counts c USING (tag) WHERE {rare_rule}"""
+        )
+        if cfg.importance_filter:
+            self.con.execute(
+                """CREATE TABLE importance AS
+                   WITH ct AS (SELECT class_id, tag, count(*) AS k FROM frequent
+                               WHERE split = 'train' GROUP BY ALL),
+                        cs AS (SELECT class_id, count(*) AS n_c FROM final
+                               WHERE split = 'train' GROUP BY class_id),
+                        df AS (SELECT tag, count(*) AS df FROM ct GROUP BY tag),
+                        total AS (SELECT count(*) AS c FROM cs)
+                   SELECT tag, max(k / n_c * ln(total.c / df.df)) AS importance, any_value(df.df) AS df
+                   FROM ct JOIN cs USING (class_id) JOIN df USING (tag), total GROUP BY tag"""
+            )
+            floor = "-1e300" if cfg.min_tag_importance is None else repr(float(cfg.min_tag_importance))
+            cap = "1e18" if cfg.max_tags_per_image is None else str(int(cfg.max_tags_per_image))
+            self.con.execute(
+                f"""CREATE TABLE important AS
+                    SELECT f.*, coalesce(i.importance, 0.0) AS importance FROM frequent f
+                    LEFT JOIN importance i USING (tag) WHERE coalesce(i.importance, 0.0) > {floor}"""
+            )
+            self.con.execute(
+                f"""CREATE TABLE kept_tags AS SELECT id, tag FROM (
+                        SELECT id, tag, row_number() OVER (PARTITION BY id
+                                            ORDER BY importance DESC, tag) AS rk FROM important)
+                    WHERE rk <= {cap}"""
+            )
+        else:
+            self.con.execute("CREATE TABLE kept_tags AS SELECT id, tag FROM frequent")
+        self.con.execute(
+            """CREATE TABLE tag_lists AS
+               SELECT id, list(tag ORDER BY tag) AS tags FROM kept_tags GROUP BY id"""
+        )
+        self._tag_statistics()
+        self._timed("filter_tags", start)
+
+    def _tag_statistics(self) -> None:
+        cfg = self.config
+        images = self._scalar("SELECT count(*) FROM final") or 0
+
+        def occurrences(table: str) -> tuple[int, int]:
+            return self.con.execute(f"SELECT count(*), count(DISTINCT tag) FROM {table}").fetchone()
+
+        def per_image(n: int) -> float:
+            return round(n / images, 3) if images else 0.0
+
+        def words(column: str) -> int:
+            return self._scalar(
+                f"SELECT coalesce(sum(CASE WHEN {column} = '' THEN 0 ELSE "
+                f"length({column}) - length(replace({column}, ' ', '')) + 1 END), 0) FROM final"
+            )
+
+        by_category = {c: per_image(words(c)) for c in TAG_CATEGORIES}
+        steps = [("categories kept", "post_tags"), ("after rare-tag filter", "frequent")]
+        if cfg.importance_filter:
+            steps += [("after importance floor", "important"), ("after per-image cap", "kept_tags")]
+        funnel = []
+        for name, table in steps:
+            n, vocab = occurrences(table)
+            funnel.append({"step": name, "tag_occurrences": n, "tags_per_image": per_image(n),
+                           "vocabulary": vocab})
+        tag_stats = {
+            "categories_kept": list(cfg.tag_categories),
+            "tags_per_image_by_category_before": by_category,
+            "steps": funnel,
+            "images_without_tags": images - (self._scalar("SELECT count(*) FROM tag_lists") or 0),
+            "rule": {
+                "min_tag_count (training images)": cfg.min_tag_count,
+                "min_tag_importance (max_c tf*idf over characters)": cfg.min_tag_importance,
+                "max_tags_per_image": cfg.max_tags_per_image,
+            },
+        }
+        if cfg.importance_filter:
+            least = self.con.execute(
+                """SELECT i.tag, round(i.importance, 4), c.n FROM importance i JOIN tag_counts c
+                   USING (tag) ORDER BY i.importance, c.n DESC, i.tag LIMIT 10"""
+            ).fetchall()
+            most = self.con.execute(
+                """SELECT i.tag, round(i.importance, 4), c.n FROM importance i JOIN tag_counts c
+                   USING (tag) ORDER BY i.importance DESC, i.tag LIMIT 10"""
+            ).fetchall()
+            tag_stats["least_important"] = [dict(tag=t, importance=s, train_images=n) for t, s, n in least]
+            tag_stats["most_important"] = [dict(tag=t, importance=s, train_images=n) for t, s, n in most]
+        self.stats["tags"] = tag_stats
+
+    # ------------------------------------------------------------------ 6. write
+    def write_labels(self) -> None:
+        from animesion_lib.data.layout import CLASS_FILE, TAG_COLUMNS, write_classes
+
+        start = time.perf_counter()
+        labels = self.root / "labels"
+        labels.mkdir()
+        classes = [r[0] for r in self.con.execute(
+            "SELECT character FROM classes ORDER BY class_id").fetchall()]
+        write_classes(labels / CLASS_FILE, classes)
+        for split in SPLITS:
+            reader = self.con.cursor()
+            reader.execute(
+                """SELECT f.class_id, f.rel, coalesce(t.tags, []::VARCHAR[]) FROM final f
+                   LEFT JOIN tag_lists t USING (id) WHERE f.split = $1
+                   ORDER BY f.class_id, f.id""",
+                [split],
+            )
+            with open(labels / f"{split}.csv", "w", newline="", encoding="utf-8") as plain, \
+                    open(labels / f"{split}_tags.csv", "w", newline="", encoding="utf-8") as tagged:
+                plain_writer, tag_writer = csv.writer(plain), csv.writer(tagged)
+                tag_writer.writerow(TAG_COLUMNS)
+                while rows := reader.fetchmany(50_000):
+                    plain_writer.writerows((c, rel) for c, rel, _ in rows)
+                    tag_writer.writerows((c, rel, repr(list(tags))) for c, rel, tags in rows)
+            reader.close()
+        self._timed("write_labels", start)
+
+    def summarise(self) -> dict:
+        cfg = self.config
+        images = self._scalar("SELECT count(*) FROM final") or 0
+        classes = self._scalar("SELECT count(*) FROM classes") or 0
+        after = self.stats["tags"]["steps"][-1]
+        if cfg.dry_run:
+            w, h = self.con.execute("SELECT avg(width), avg(height) FROM final").fetchone()
+            resolution_source = "source metadata (dry run: no image written)"
+        else:
+            w, h = self.con.execute("SELECT avg(out_width), avg(out_height) FROM final").fetchone()
+            resolution_source = f"written images ({cfg.image_mode})"
+        per_split = {
+            split: {"images": n, "classes": k}
+            for split, n, k in self.con.execute(
+                "SELECT split, count(*), count(DISTINCT class_id) FROM final GROUP BY split"
+            ).fetchall()
+        }
+        sizes = self.con.execute(
+            "SELECT min(n), median(n), max(n) FROM classes").fetchone() if classes else (0, 0, 0)
+        excluded = {reason: int(self.excluded.get(reason, 0)) for reason in EXCLUSION_REASONS}
+        funnel, remaining = [], self.stats["posts_read"]
+        for reason in EXCLUSION_REASONS:
+            remaining -= excluded[reason]
+            funnel.append({"filter": reason, "excluded": excluded[reason], "remaining": remaining})
+        table2 = {
+            "images": images,
+            "classes": classes,
+            "tags_per_image": after["tags_per_image"],
+            "resolution": None if w is None else f"{w:.0f}x{h:.0f}",
+            "resolution_source": resolution_source,
+        }
+        return {
+            "dataset": self.root.name,
+            "preset": cfg.preset,
+            "dry_run": cfg.dry_run,
+            "table2": table2,
+            "splits": per_split,
+            "images_per_class": {"min": sizes[0], "median": sizes[1], "max": sizes[2]},
+            "posts_read": self.stats["posts_read"],
+            "excluded": excluded,
+            "funnel": funnel,
+            "tags": self.stats["tags"],
+            "renamed_folders": self.stats["renamed_folders"],
+            "metadata_files": self.stats["metadata_files"],
+            "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()},
+            "timings_s": self.timings,
+        }
+
+    def close(self) -> None:
+        self.problems_file.close()
+        self.con.close()
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+
+def statistics_markdown(stats: dict, name: str | None = None) -> str:
+    """The statistics as Markdown: Dan:mul's Table 2 row, then splits, exclusions and tags."""
+    t = stats["table2"]
+    name = name or stats["dataset"]
+    lines = [
+        f"# Dataset statistics: {name} (preset `{stats['preset']}`"
+        + (", dry run" if stats["dry_run"] else "") + ")",
+        "",
+        "| Dataset | Images | Classes | Tags per image | Resolution |",
+        "| --- | ---: | ---: | ---: | --- |",
+        f"| {name} | {t['images']:,} | {t['classes']:,} | {t['tags_per_image']:.2f} | "
+        f"{t['resolution'] or 'n/a'} (mean W x H, {t['resolution_source']}) |",
+        "",
+        "| Split | Images | Classes |",
+        "| --- | ---: | ---: |",
+    ]
+    for split in SPLITS:
+        s = stats["splits"].get(split, {"images": 0, "classes": 0})
+        lines.append(f"| {split} | {s['images']:,} | {s['classes']:,} |")
+    lines += ["", f"Posts read: {stats['posts_read']:,}. Every exclusion, in the order applied:", "",
+              "| Filter | Excluded | Remaining |", "| --- | ---: | ---: |"]
+    for row in stats["funnel"]:
+        lines.append(f"| {row['filter']} | {row['excluded']:,} | {row['remaining']:,} |")
+    tags = stats["tags"]
+    lines += ["", f"Tags (categories kept: {', '.join(tags['categories_kept']) or 'none'}):", "",
+              "| Step | Tag occurrences | Tags per image | Vocabulary |", "| --- | ---: | ---: | ---: |"]
+    for row in tags["steps"]:
+        lines.append(f"| {row['step']} | {row['tag_occurrences']:,} | {row['tags_per_image']:.2f} "
+                     f"| {row['vocabulary']:,} |")
+    if "least_important" in tags:
+        least = ", ".join(f"{d['tag']} ({d['importance']})" for d in tags["least_important"])
+        lines += ["", f"Least important tags kept by the statistics (importance): {least}."]
+    return "\n".join(lines) + "\n"
+
+
+def _replace_folder(work: Path, out: Path) -> None:
+    """Move the finished build into place; an existing folder is swapped out, then removed."""
+    old = None
+    if out.exists():
+        old = out.parent / f".{out.name}.old-{os.getpid()}"
+        out.rename(old)
+    work.rename(out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def build_dataset(
+    metadata: str | Path | Sequence[str | Path],
+    images: str | Path | None,
+    out: str | Path,
+    config: BuildConfig | None = None,
+) -> dict:
+    """Build a DAF:re-layout dataset in ``out`` from Danbooru metadata; returns the statistics.
+
+    ``metadata``: JSON-lines files or folders of them (both shapes, see
+    :mod:`animesion_lib.data.danbooru_metadata`). ``images``: the root the image path template is
+    relative to (unused in a dry run). Writes ``out/<image_folder>/<folder>/<id>.jpg``,
+    ``out/labels/{split}.csv``, ``{split}_tags.csv``, ``classid_classname.csv``,
+    ``out/statistics.{json,md}`` and ``out/problems.csv`` (every bad input, one per row).
+    """
+    config = config or preset_config("danmul")
+    files = find_metadata_files([metadata] if isinstance(metadata, (str, Path)) else metadata)
+    out = Path(out)
+    if out.exists() and not config.overwrite:
+        raise DatasetError("output folder already exists (pass --overwrite to replace it)", path=out)
+    if not config.dry_run:
+        if images is None or not Path(images).is_dir():
+            raise DatasetError("images folder not found (or use a dry run)", path=images)
+        images = Path(images)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = out.parent / f".{out.name}.partial-{os.getpid()}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    build = None
+    try:
+        start = time.perf_counter()
+        build = _Build(files, images, work, config)
+        build.read_metadata()
+        build.filter_posts()
+        build.name_folders()
+        build.export_images()
+        build.assign_splits()
+        build.filter_tags()
+        build.write_labels()
+        stats = build.summarise()
+        stats["dataset"] = out.name
+        stats["timings_s"]["total"] = round(time.perf_counter() - start, 3)
+        build.close()
+        build = None
+        (work / "statistics.json").write_text(json.dumps(stats, indent=2, default=str) + "\n")
+        (work / "statistics.md").write_text(statistics_markdown(stats))
+        _replace_folder(work, out)
+        return stats
+    except BaseException:
+        if build is not None:
+            try:
+                build.close()
+            except Exception:
+                pass
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+
+
+__all__ = [
+    "BuildConfig",
+    "DEFAULT_IMAGE_PATHS",
+    "EXCLUSION_REASONS",
+    "PRESETS",
+    "build_dataset",
+    "find_metadata_files",
+    "preset_config",
+    "split_counts",
+    "statistics_markdown",
+]
