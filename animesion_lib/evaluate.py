@@ -272,3 +272,128 @@ def evaluate_model(
         classes=list(classes or []),
         outputs=outputs,
     )
+
+
+# ------------------------------------------------------------------------- datasets and runs
+
+
+def open_split(
+    data: str | Path,
+    split: str,
+    layout: str = "dafre_faces",
+    image_size: int = 64,
+    transform: str = "animesion",
+    train: bool = False,
+    tokenizer: Any = None,
+    tag_vocab: Any = None,
+    max_text_len: int = 32,
+    cache: bool = False,
+    on_error: str = "raise",
+):
+    """The dataset of one split, reading tags only when a tokenizer or tag vocabulary needs them.
+
+    Training and evaluation both open their splits here, so they always agree on the inputs.
+    """
+    from animesion_lib.data import CharacterDataset
+
+    return CharacterDataset(
+        data, split=split, layout=layout, image_size=image_size, transform=transform, train=train,
+        with_tags=tokenizer is not None or tag_vocab is not None, tokenizer=tokenizer, tag_vocab=tag_vocab,
+        max_text_len=max_text_len, cache=cache, on_error=on_error,
+    )
+
+
+def load_text_files(checkpoint: str | Path) -> tuple[Any, Any]:
+    """The tokenizer and tag vocabulary saved beside a checkpoint (None where the run had none)."""
+    from animesion_lib.checkpoint import load_meta, resolve_checkpoint
+    from animesion_lib.data.tokenizers import TagVocabulary, load_tokenizer
+
+    ckpt = resolve_checkpoint(checkpoint)
+    files = load_meta(ckpt).get("files", [])
+    tokenizer = load_tokenizer(ckpt / "tokenizer.json") if "tokenizer.json" in files else None
+    tag_vocab = TagVocabulary.load(ckpt / "tag_vocab.json") if "tag_vocab.json" in files else None
+    return tokenizer, tag_vocab
+
+
+def evaluate_checkpoint(
+    checkpoint: str | Path,
+    data: str | Path | None = None,
+    split: str = "test",
+    layout: str | None = None,
+    batch_size: int = 64,
+    text_modes: Iterable[str] | None = None,
+    drop_fraction: float = 0.5,
+    tag_threshold: float = 0.5,
+    threshold_split: str | None = "val",
+    device: str = "auto",
+    precision: str = "auto",
+    num_workers: int = 0,
+    experiment: str | None = None,
+    profile: str = "smoke",
+    results_dir: str | Path = "results",
+    progress: bool = True,
+) -> Evaluation:
+    """Evaluate a saved model on a split, exactly as it was trained (same tokenizer, size, layout).
+
+    ``data`` / ``layout`` default to the training run's. For tagging models the tuned F1
+    threshold is chosen on ``threshold_split`` (validation) and applied unchanged to ``split``.
+    Multimodal models are evaluated with tags, without tags and with ``drop_fraction`` dropped,
+    unless ``text_modes`` says otherwise. With ``experiment`` a results record is written.
+    """
+    import time
+
+    from torch.utils.data import DataLoader
+
+    from animesion_lib.checkpoint import load_model, resolve_checkpoint
+    from animesion_lib.data import collate, data_fingerprint
+    from animesion_lib.device import describe_device, select_device, select_precision
+
+    start = time.perf_counter()
+    ckpt = resolve_checkpoint(checkpoint)
+    dev = select_device(device)
+    prec = select_precision(dev, precision)
+    model, meta = load_model(ckpt, device=dev)
+    run = meta.get("train_config", {})
+    data = data if data is not None else run.get("data")
+    layout = layout or run.get("layout", "dafre_faces")
+    tokenizer, tag_vocab = load_text_files(ckpt)
+    multimodal = bool((meta.get("model_config") or {}).get("vocab_size"))
+    modes = list(text_modes) if text_modes is not None else (list(TEXT_MODES) if multimodal else ["tags"])
+
+    def loader(split_name: str):
+        ds = open_split(data, split_name, layout=layout, image_size=run.get("image_size", 64),
+                        transform=run.get("transform", "animesion"), train=False, tokenizer=tokenizer,
+                        tag_vocab=tag_vocab, max_text_len=run.get("max_text_len", 32))
+        if ds.classes != meta.get("classes", ds.classes):
+            from animesion_lib.errors import CheckpointError
+
+            raise CheckpointError(f"{ckpt}: the model was trained on other classes than {data} lists")
+        return DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=collate, num_workers=num_workers)
+
+    kw = dict(num_classes=len(meta["classes"]), device=dev, precision=prec, drop_fraction=drop_fraction,
+              tokenizer=tokenizer, tag_threshold=tag_threshold, classes=meta["classes"], progress=progress)
+    tuned = None
+    if tag_vocab is not None and threshold_split and threshold_split != split:
+        tuned = evaluate_model(model, loader(threshold_split), text_modes=modes[:1], **kw).metrics.get(
+            "tag_threshold_tuned")
+    test_loader = loader(split)
+    eval_start = time.perf_counter()
+    evaluation = evaluate_model(model, test_loader, text_modes=modes, tuned_threshold=tuned, **kw)
+    eval_seconds = time.perf_counter() - eval_start
+
+    if experiment:
+        from animesion_lib.results import make_record, write_record
+
+        config = {"checkpoint": str(ckpt), "data": str(data), "layout": layout, "split": split,
+                  "text_modes": modes, "drop_fraction": drop_fraction, "tag_threshold": tag_threshold,
+                  "threshold_split": threshold_split, "batch_size": batch_size, "train_config": run}
+        record = make_record(
+            experiment=experiment, profile=profile, kind="evaluate", config=config, seed=int(run.get("seed", 0)),
+            metrics=evaluation.metrics, curves=[], wall_time_s=time.perf_counter() - start,
+            throughput={"eval_images_per_s": len(test_loader.dataset) * len(modes) / eval_seconds},
+            device={"type": dev.type, "name": describe_device(dev), "precision": prec},
+            data_fingerprint=data_fingerprint(data, layout),
+            per_class_accuracy=[None if np.isnan(a) else float(a) for a in evaluation.per_class_accuracy],
+        )
+        write_record(record, results_dir)
+    return evaluation

@@ -1,0 +1,100 @@
+"""Checkpoints: atomic, safe to load, and refused by a model they do not fit."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from animesion_lib import checkpoint as ckpt
+from animesion_lib.errors import CheckpointError
+from animesion_lib.models import create_model
+
+
+def _model(classes=4, **kw):
+    torch.manual_seed(0)
+    return create_model("vit_micro_p8", num_classes=classes, image_size=32, depth=1, **kw)
+
+
+def test_save_and_load_round_trip(tmp_path):
+    model = _model()
+    opt = torch.optim.AdamW(model.parameters())
+    model(torch.randn(2, 3, 32, 32))["logits"].sum().backward()
+    opt.step()
+    state = {"optimizer": opt.state_dict(), "epoch": 1, "step": 7, "rng": ckpt.rng_state()}
+    path = ckpt.save_checkpoint(tmp_path / "checkpoints" / "epoch_0001", model, {"classes": list("abcd")}, state)
+    assert sorted(p.name for p in path.iterdir()) == ["meta.json", "model.safetensors", "training_state.pt"]
+    assert not list((tmp_path / "checkpoints").glob(".*"))  # no temporary left behind
+
+    loaded, meta = ckpt.load_model(tmp_path)  # a run directory resolves to its newest checkpoint
+    assert meta["classes"] == list("abcd")
+    for (name, a), b in zip(model.state_dict().items(), loaded.state_dict().values()):
+        assert torch.equal(a, b), name
+    restored = ckpt.load_training_state(path)
+    assert restored["step"] == 7
+    assert torch.equal(restored["rng"]["torch"], state["rng"]["torch"])
+    fresh = torch.optim.AdamW(loaded.parameters())
+    fresh.load_state_dict(restored["optimizer"])  # the saved state fits a freshly built optimizer
+
+
+def test_rng_state_round_trip():
+    import random
+
+    import numpy as np
+
+    state = ckpt.rng_state()
+    a = (torch.rand(3), random.random(), np.random.rand())
+    ckpt.set_rng_state(state)
+    b = (torch.rand(3), random.random(), np.random.rand())
+    assert torch.equal(a[0], b[0]) and a[1] == b[1] and a[2] == b[2]
+
+
+def test_other_class_count_or_model_is_refused(tmp_path):
+    path = ckpt.save_checkpoint(tmp_path / "c", _model(classes=4), {})
+    with pytest.raises(CheckpointError, match="num_classes"):
+        ckpt.load_weights(path, _model(classes=5))
+    with pytest.raises(CheckpointError, match="head"):
+        ckpt.load_weights(path, _model(classes=4, head="ifa"))
+    # a model without a config (plain module) is still checked tensor by tensor
+    other = torch.nn.Linear(3, 3)
+    with pytest.raises(CheckpointError):
+        ckpt.load_weights(path, other)
+
+
+def test_not_a_checkpoint(tmp_path):
+    with pytest.raises(CheckpointError, match="not a checkpoint"):
+        ckpt.resolve_checkpoint(tmp_path)
+    path = ckpt.save_checkpoint(tmp_path / "c", _model(), {})
+    (path / "model.safetensors").write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="safetensors"):
+        ckpt.load_weights(path, _model())
+    meta = json.loads((path / "meta.json").read_text())
+    (path / "meta.json").write_text(json.dumps(dict(meta, format="something-else")))
+    with pytest.raises(CheckpointError, match="format"):
+        ckpt.load_meta(path)
+
+
+def test_training_state_is_loaded_without_pickle(tmp_path):
+    path = ckpt.save_checkpoint(tmp_path / "c", _model(), {}, {"epoch": 1})
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    torch.save({"epoch": Evil()}, path / "training_state.pt")
+    with pytest.raises(CheckpointError, match="training_state.pt"):
+        ckpt.load_training_state(path)
+
+
+def test_overwrite_and_prune(tmp_path):
+    for epoch in (1, 2, 3):
+        ckpt.save_checkpoint(tmp_path / "checkpoints" / ckpt.checkpoint_name(epoch), _model(), {"epoch": epoch})
+    ckpt.save_checkpoint(tmp_path / "checkpoints" / ckpt.checkpoint_name(3), _model(), {"epoch": 33})
+    assert ckpt.load_meta(tmp_path)["epoch"] == 33
+    ckpt.prune_checkpoints(tmp_path, keep=2)
+    assert [p.name for p in ckpt.list_checkpoints(tmp_path)] == ["epoch_0002", "epoch_0003"]
+    # an unfinished (temporary) directory is never taken for a checkpoint
+    (tmp_path / "checkpoints" / ".epoch_0004.tmp-1").mkdir()
+    (tmp_path / "checkpoints" / "epoch_0005").mkdir()  # no meta.json: half-made by hand
+    assert ckpt.latest_checkpoint(tmp_path).name == "epoch_0003"
