@@ -1,0 +1,397 @@
+"""`animesion build-dataset`: Danbooru metadata (both shapes) -> DAF:re layout, every filter and bad input."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import csv
+import io
+import json
+import random
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from animesion_lib.data.danbooru import build_dataset, preset_config, split_counts
+from animesion_lib.data.danbooru_metadata import image_path, iter_posts
+from animesion_lib.data.folder_names import safe_folder_names
+from animesion_lib.errors import DatasetError
+
+
+def _jpeg(size=(24, 18), color=(200, 40, 40)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, color).save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+JPEG = _jpeg()
+
+
+def dump_post(post_id, characters=(), general=(), copyright=(), artist=(), meta=(), rating="s",
+              as_string=True):
+    """A Danbooru2021-dump post (ids and categories as strings, as in the real files)."""
+    def cat(c):
+        return str(c) if as_string else c
+
+    tags = [{"id": "1", "name": t, "category": cat(0)} for t in general]
+    tags += [{"name": t, "category": cat(1)} for t in artist]
+    tags += [{"name": t, "category": cat(3)} for t in copyright]
+    tags += [{"name": t, "category": cat(4)} for t in characters]
+    tags += [{"name": t, "category": cat(5)} for t in meta]
+    return {"id": str(post_id) if as_string else post_id, "rating": rating, "md5": f"{post_id:032x}",
+            "file_ext": "jpg", "image_width": "24", "image_height": "18", "tags": tags}
+
+
+def api_post(post_id, characters=(), general=(), copyright=(), artist=(), meta=(), rating="g"):
+    return {"id": post_id, "rating": rating, "md5": f"{post_id:032x}", "file_ext": "png",
+            "tag_string_general": " ".join(general), "tag_string_character": " ".join(characters),
+            "tag_string_copyright": " ".join(copyright), "tag_string_artist": " ".join(artist),
+            "tag_string_meta": " ".join(meta)}
+
+
+def write_source(root: Path, posts: list[dict], shape: str = "dump", images: bool = True,
+                 extra_lines: list[tuple[int, str]] = ()) -> Path:
+    """Write metadata.jsonl (+ one tiny JPEG per post at the shape's default path)."""
+    root.mkdir(parents=True, exist_ok=True)
+    lines = [json.dumps(p) for p in posts]
+    for index, text in extra_lines:
+        lines.insert(index, text)
+    (root / "metadata.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    if images:
+        for p in posts:
+            pid = int(p["id"])
+            if shape == "dump":
+                path = root / "512px" / f"{pid % 1000:04d}" / f"{pid}.jpg"
+            elif "md5" not in p:
+                continue
+            else:
+                path = root / p["md5"][:2] / f"{p['md5']}.{p['file_ext']}"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(JPEG)
+    return root / "metadata.jsonl"
+
+
+def character_posts(counts: dict[str, int], start: int = 1, post=dump_post, **kw) -> list[dict]:
+    """``counts[name]`` single-character posts per character, with a distinctive tag each."""
+    posts, pid = [], start
+    for name, n in counts.items():
+        for i in range(n):
+            general = ["1girl", "solo", f"look_of_{name}"] + (["smile"] if i % 2 else [])
+            posts.append(post(pid, characters=[name], general=general, copyright=["series"],
+                              artist=["someone"], meta=["highres"], **kw))
+            pid += 1
+    return posts
+
+
+def cfg(**kw):
+    base = dict(min_images=3, min_tag_count=1, workers=1, progress=False, size=16)
+    base.update(kw)
+    preset = base.pop("preset", "danmul")
+    return preset_config(preset, **base)
+
+
+def read_labels(root: Path, split: str):
+    with open(root / "labels" / f"{split}_tags.csv", newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["class_id", "dir", "tags_cat0"]
+    return [(int(c), d, ast.literal_eval(t)) for c, d, t in rows[1:]]
+
+
+def read_classes(root: Path) -> list[str]:
+    with open(root / "labels" / "classid_classname.csv", newline="") as f:
+        return [name for _, name in csv.reader(f)]
+
+
+def all_rows(root: Path):
+    return [row for split in ("train", "val", "test") for row in read_labels(root, split)]
+
+
+# ---------------------------------------------------------------- the main path, both shapes
+
+
+def test_dump_shape_filters_and_loads_back(tmp_path):
+    posts = character_posts({"alice": 12, "bob": 10, "carol": 2})  # carol: too few
+    pid = 100
+    posts.append(dump_post(pid, characters=[], general=["scenery"]))  # no character
+    posts.append(dump_post(pid + 1, characters=["alice", "bob"], general=["2girls"]))  # two
+    source = write_source(tmp_path / "src", posts)
+    stats = build_dataset(source, tmp_path / "src", tmp_path / "out", cfg(min_images=5))
+
+    assert stats["excluded"]["no_character"] == 1
+    assert stats["excluded"]["multiple_characters"] == 1
+    assert stats["excluded"]["class_too_small"] == 2
+    assert read_classes(tmp_path / "out") == ["alice", "bob"]
+    rows = all_rows(tmp_path / "out")
+    assert len(rows) == 22 == stats["table2"]["images"]
+    tags = {t for _, _, ts in rows for t in ts}
+    # artist, meta and character tags are never features; copyright is kept by danmul
+    assert not tags & {"someone", "highres", "alice", "bob"}
+    # the image files exist, resized so the shorter side is 16
+    for _, rel, _ in rows:
+        with Image.open(tmp_path / "out" / "fullMin256" / rel) as im:
+            assert min(im.size) == 16
+    assert stats["table2"]["resolution"] == "21x16"
+
+    from animesion_lib.data import CharacterDataset, read_split
+
+    samples = read_split(tmp_path / "out", "dafre_full", "train", with_tags=True)
+    assert len(samples) == stats["splits"]["train"]["images"]
+    ds = CharacterDataset(tmp_path / "out", split="test", layout="dafre_full", image_size=16,
+                          with_tags=True)
+    assert ds.classes == ["alice", "bob"]
+    item = ds[0]
+    assert item["image"].shape == (3, 16, 16) and isinstance(item["tags"], list)
+
+
+def test_api_shape_rating_filter_and_md5_paths(tmp_path):
+    posts = character_posts({"dan": 6, "eve": 6}, post=api_post)
+    posts[0]["rating"] = "e"
+    posts[1]["rating"] = "q"
+    no_md5 = api_post(500, characters=["dan"], general=["x"])
+    del no_md5["md5"]  # Danbooru hides md5 of some posts: no way to find the file
+    source = write_source(tmp_path / "src", posts + [no_md5], shape="api")
+    stats = build_dataset(source, tmp_path / "src", tmp_path / "out",
+                          cfg(ratings=("g", "s"), min_images=3, image_mode="link"))
+    assert stats["metadata_files"][0]["shape"] == "api"
+    assert stats["excluded"]["rating"] == 2
+    assert stats["excluded"]["no_image_path"] == 1
+    assert stats["table2"]["images"] == 10
+    rows = all_rows(tmp_path / "out")
+    assert all(rel.endswith(".png") for _, rel, _ in rows)  # link keeps the source extension
+    linked = tmp_path / "out" / "fullMin256" / rows[0][1]
+    assert linked.read_bytes() == JPEG
+
+
+def test_shape_detection_and_string_or_int_ids(tmp_path):
+    src = tmp_path / "m.jsonl"
+    src.write_text(json.dumps(dump_post(7, ["a"], as_string=True)) + "\n"
+                   + json.dumps(dump_post(8, ["a"], as_string=False)) + "\n\n")
+    posts = list(iter_posts(src))
+    assert [p.id for p in posts] == [7, 8]
+    assert posts[0].characters == ("a",) and posts[1].characters == ("a",)
+    assert posts[0].image == "512px/0007/7.jpg"
+    # a traversal attempt through md5 never becomes a path
+    assert image_path("{md5_0_2}/{md5}.{ext}", 1, "../../etc/passwd", "jpg") is None
+    assert image_path("{md5_0_2}/{md5}.{ext}", 1, "AB" * 16, "PNG") == f"ab/{'ab' * 16}.png"
+
+
+def test_metadata_folder_of_several_files(tmp_path):
+    posts = character_posts({"a": 4, "b": 4})
+    write_source(tmp_path / "src", posts[:5])
+    (tmp_path / "src" / "metadata.jsonl").rename(tmp_path / "src" / "posts000.json")
+    write_source(tmp_path / "src", posts[5:])
+    stats = build_dataset(tmp_path / "src", tmp_path / "src", tmp_path / "out", cfg())
+    assert len(stats["metadata_files"]) == 2
+    assert stats["table2"]["images"] == 8
+
+
+# ---------------------------------------------------------------- tag filters
+
+
+def test_tag_filters_rare_importance_and_cap(tmp_path):
+    rng = random.Random(0)
+    posts, pid = [], 1
+    for c in range(4):
+        for i in range(10):
+            general = ["1girl", "solo", f"hair_{c}", f"eyes_{c}", f"rare_{pid}"]
+            if rng.random() < 0.5:
+                general.append("smile")
+            posts.append(dump_post(pid, [f"char_{c}"], general=general))
+            pid += 1
+    source = write_source(tmp_path / "src", posts)
+    stats = build_dataset(source, tmp_path / "src", tmp_path / "out",
+                          cfg(min_tag_count=2, min_tag_importance=0.0, max_tags_per_image=1,
+                              tag_categories=("general",)))
+    rows = all_rows(tmp_path / "out")
+    tags = [t for _, _, ts in rows for t in ts]
+    # rare_* (one image each) fail min_tag_count; 1girl/solo are on every character: importance 0
+    assert not any(t.startswith("rare_") for t in tags)
+    assert "1girl" not in tags and "solo" not in tags
+    assert all(len(ts) == 1 for _, _, ts in rows)  # the cap
+    assert all(ts[0] in (f"eyes_{c}", f"hair_{c}") for c, _, ts in rows)  # most informative kept
+    steps = {s["step"]: s for s in stats["tags"]["steps"]}
+    assert steps["categories kept"]["tags_per_image"] > steps["after rare-tag filter"]["tags_per_image"]
+    assert steps["after rare-tag filter"]["vocabulary"] == 11  # 1girl solo smile + 8 hair/eyes
+    assert steps["after per-image cap"]["tags_per_image"] == 1.0
+    assert {d["tag"] for d in stats["tags"]["least_important"][:2]} == {"1girl", "solo"}
+    assert stats["tags"]["least_important"][0]["importance"] == 0.0
+
+    # without the importance filter, 1girl stays
+    stats = build_dataset(source, tmp_path / "src", tmp_path / "out2",
+                          cfg(preset="dafre", min_images=3, dry_run=True))
+    assert "1girl" in {t for _, _, ts in all_rows(tmp_path / "out2") for t in ts}
+    assert len(stats["tags"]["steps"]) == 2
+
+
+# ---------------------------------------------------------------- splits
+
+
+def test_split_counts():
+    assert split_counts(10, (0.7, 0.1, 0.2)) == (7, 1, 2)
+    assert split_counts(20, (0.7, 0.1, 0.2)) == (14, 2, 4)
+    assert split_counts(3, (0.7, 0.1, 0.2)) == (1, 1, 1)
+    assert split_counts(2, (0.7, 0.1, 0.2)) == (2, 0, 0)
+    assert split_counts(1, (0.5, 0.25, 0.25)) == (1, 0, 0)
+    assert split_counts(5, (1.0, 0.0, 0.0)) == (5, 0, 0)
+
+
+def test_splits_stratified_deterministic_and_order_free(tmp_path):
+    posts = character_posts({"a": 10, "b": 20, "c": 13})
+    src1 = write_source(tmp_path / "s1", posts)
+    shuffled = posts[:]
+    random.Random(1).shuffle(shuffled)
+    src2 = write_source(tmp_path / "s2", shuffled)
+    build_dataset(src1, tmp_path / "s1", tmp_path / "o1", cfg(dry_run=True, seed=3))
+    build_dataset(src2, tmp_path / "s2", tmp_path / "o2", cfg(dry_run=True, seed=3))
+    build_dataset(src1, tmp_path / "s1", tmp_path / "o3", cfg(dry_run=True, seed=4))
+    for split in ("train", "val", "test"):
+        assert read_labels(tmp_path / "o1", split) == read_labels(tmp_path / "o2", split)
+    assert read_labels(tmp_path / "o1", "test") != read_labels(tmp_path / "o3", "test")
+    classes = read_classes(tmp_path / "o1")
+    for class_id, n in ((classes.index("a"), 10), (classes.index("b"), 20), (classes.index("c"), 13)):
+        got = tuple(sum(1 for c, _, _ in read_labels(tmp_path / "o1", s) if c == class_id)
+                    for s in ("train", "val", "test"))
+        assert got == split_counts(n, (0.7, 0.1, 0.2))
+    # no post in two splits
+    rels = [rel for _, rel, _ in all_rows(tmp_path / "o1")]
+    assert len(rels) == len(set(rels)) == 43
+    # the dry run wrote labels but no image folder
+    assert not (tmp_path / "o1" / "fullMin256").exists()
+
+
+# ---------------------------------------------------------------- statistics
+
+
+def test_statistics_account_for_every_post(tmp_path):
+    posts = character_posts({"a": 5, "b": 5, "c": 1})
+    posts.append(dump_post(90, [], general=["x"]))
+    posts.append(posts[0])  # duplicate id
+    src = write_source(tmp_path / "src", posts, extra_lines=[(3, "{not json")])
+    (tmp_path / "src" / "512px" / "0002" / "2.jpg").unlink()  # missing image
+    stats = build_dataset(src, tmp_path / "src", tmp_path / "out", cfg(on_error="skip"))
+    ex = stats["excluded"]
+    assert stats["posts_read"] == len(posts) + 1
+    assert stats["posts_read"] == stats["table2"]["images"] + sum(ex.values())
+    assert (ex["malformed_json"], ex["duplicate_id"], ex["image_missing"], ex["no_character"],
+            ex["class_too_small"]) == (1, 1, 1, 1, 1)
+    assert stats["funnel"][-1]["remaining"] == stats["table2"]["images"] == 9
+    saved = json.loads((tmp_path / "out" / "statistics.json").read_text())
+    assert saved["excluded"] == ex
+    table = (tmp_path / "out" / "statistics.md").read_text()
+    assert "| Dataset | Images | Classes | Tags per image | Resolution |" in table
+    assert "| image_missing | 1 |" in table
+    problems = list(csv.DictReader(open(tmp_path / "out" / "problems.csv")))
+    assert {p["reason"] for p in problems} == {"malformed_json", "duplicate_id", "image_missing"}
+    assert next(p for p in problems if p["reason"] == "malformed_json")["line"] == "4"
+    assert sum(s["images"] for s in stats["splits"].values()) == 9
+
+
+# ---------------------------------------------------------------- bad input
+
+
+def test_malformed_line_stops_with_its_line_number_and_leaves_nothing(tmp_path):
+    posts = character_posts({"a": 4})
+    src = write_source(tmp_path / "src", posts, extra_lines=[(2, '{"id": 5, "tags": [')])
+    with pytest.raises(DatasetError) as err:
+        build_dataset(src, tmp_path / "src", tmp_path / "out", cfg())
+    assert err.value.row == 3 and err.value.path == src
+    assert "--on-error skip" in str(err.value)
+    assert not (tmp_path / "out").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["src"]  # no half-built folder left behind
+
+
+def test_invalid_post_id(tmp_path):
+    posts = character_posts({"a": 4})
+    src = write_source(tmp_path / "src", posts, extra_lines=[(0, '{"id": "abc", "tags": []}'),
+                                                             (1, "[1, 2]")])
+    with pytest.raises(DatasetError, match="non-integer post id"):
+        build_dataset(src, tmp_path / "src", tmp_path / "out", cfg())
+    stats = build_dataset(src, tmp_path / "src", tmp_path / "out", cfg(on_error="skip"))
+    assert stats["excluded"]["invalid_post"] == 2 and stats["table2"]["images"] == 4
+
+
+def test_duplicate_ids_keep_the_first_copy(tmp_path):
+    posts = character_posts({"a": 4, "b": 4})
+    twin = dump_post(1, ["b"], general=["impostor"])  # same id as a's first post
+    src = write_source(tmp_path / "src", posts + [twin])
+    stats = build_dataset(src, tmp_path / "src", tmp_path / "out", cfg())
+    assert stats["excluded"]["duplicate_id"] == 1
+    rows = all_rows(tmp_path / "out")
+    assert sum(rel.endswith("/1.jpg") for _, rel, _ in rows) == 1
+    assert "impostor" not in {t for _, _, ts in rows for t in ts}
+
+
+def test_unreadable_image_excluded_and_class_dropped_below_minimum(tmp_path):
+    posts = character_posts({"a": 5, "b": 3})
+    src = write_source(tmp_path / "src", posts)
+    (tmp_path / "src" / "512px" / "0006" / "6.jpg").write_bytes(b"not a jpeg at all")
+    (tmp_path / "src" / "512px" / "0001" / "1.jpg").write_bytes(JPEG[: len(JPEG) // 2])  # truncated
+    stats = build_dataset(src, tmp_path / "src", tmp_path / "out", cfg(workers=2))
+    assert stats["excluded"]["image_unreadable"] == 2
+    assert stats["excluded"]["class_too_small"] == 2  # b fell to 2 < 3 after its bad image
+    assert read_classes(tmp_path / "out") == ["a"]
+    assert not (tmp_path / "out" / "fullMin256" / "b").exists()
+    assert len(all_rows(tmp_path / "out")) == 4
+
+
+def test_unsafe_character_names_are_sanitised_and_collisions_resolved(tmp_path):
+    names = {"fate/stay": 3, "fate?stay": 3, "..": 3, "con": 3, "初音ミク": 3, "ok_name": 3}
+    src = write_source(tmp_path / "src", character_posts(names))
+    build_dataset(src, tmp_path / "src", tmp_path / "out", cfg())
+    assert read_classes(tmp_path / "out") == sorted(names)  # originals kept as class names
+    folders = {p.name for p in (tmp_path / "out" / "fullMin256").iterdir()}
+    assert len(folders) == 6 and "ok_name" in folders
+    assert all(p.parent == tmp_path / "out" / "fullMin256"
+               for p in (tmp_path / "out" / "fullMin256").iterdir())
+    mapping = safe_folder_names(names)
+    assert mapping["fate/stay"] != mapping["fate?stay"]
+    assert mapping["fate/stay"].startswith("fate_stay~")
+    assert mapping == safe_folder_names(reversed(list(names)))  # order does not matter
+    assert mapping["con"] == "_con" and "/" not in "".join(mapping.values())
+
+
+def test_existing_output_refused_unless_overwrite(tmp_path):
+    src = write_source(tmp_path / "src", character_posts({"a": 3}))
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "keep.txt").write_text("mine")
+    with pytest.raises(DatasetError, match="already exists"):
+        build_dataset(src, tmp_path / "src", tmp_path / "out", cfg())
+    assert (tmp_path / "out" / "keep.txt").exists()
+    build_dataset(src, tmp_path / "src", tmp_path / "out", cfg(overwrite=True))
+    assert not (tmp_path / "out" / "keep.txt").exists()
+    assert (tmp_path / "out" / "statistics.json").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "src"]
+
+
+# ---------------------------------------------------------------- command line
+
+
+def _parser():
+    from animesion_lib.cli import _Formatter
+    from animesion_lib.cli import build_dataset as command
+
+    parser = argparse.ArgumentParser(description=command.__doc__, formatter_class=_Formatter)
+    command.add_arguments(parser)
+    return parser, command
+
+
+def test_cli_help_presets_and_run(tmp_path, capsys):
+    parser, command = _parser()
+    text = parser.format_help()
+    for option in ("--metadata", "--images", "--out", "--preset", "--on-error", "--dry-run",
+                   "--link", "--min-tag-importance", "--max-tags-per-image", "--image-path"):
+        assert option in text
+    assert "danmul: --min-images 10" in text and "dafre: --min-images 20" in text
+
+    args = parser.parse_args(["--metadata", "m", "--out", "o", "--preset", "dafre",
+                              "--max-tags-per-image", "5"])
+    config = command.config_from_args(args)
+    assert (config.min_images, config.max_tags_per_image, config.min_tag_importance) == (20, 5, None)
+
+    src = write_source(tmp_path / "src", character_posts({"a": 3, "b": 3}))
+    args = parser.parse_args(["--metadata", str(src), "--images", str(tmp_path / "src"),
+                              "--out", str(tmp_path / "out"), "--min-images", "3",
+                              "--min-tag-count", "1", "--workers", "1", "--no-progress", "--size", "8"])
+    assert command.run(args) == 0
+    assert "| out | 6 | 2 |" in capsys.readouterr().out
