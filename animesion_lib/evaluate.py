@@ -397,3 +397,134 @@ def evaluate_checkpoint(
         )
         write_record(record, results_dir)
     return evaluation
+
+
+# ------------------------------------------------------------------------------- prediction
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+
+
+def find_images(paths: Iterable[str | Path]) -> list[Path]:
+    """Image files named, or found (recursively, sorted) in the folders named; a missing path raises."""
+    from animesion_lib.errors import DatasetError
+
+    found: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise DatasetError("no such image file or folder", path=path)
+    return found
+
+
+def _load_image(path: Path):
+    from PIL import Image
+
+    from animesion_lib.errors import DatasetError
+
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")  # forces the full decode: a truncated file fails here
+    except FileNotFoundError:
+        raise DatasetError("image file not found", path=path) from None
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
+        raise DatasetError(f"cannot decode image ({type(err).__name__}: {err})", path=path) from None
+
+
+@torch.no_grad()
+def predict_images(
+    checkpoint: str | Path,
+    paths: Iterable[str | Path],
+    top_k: int = 5,
+    tags: list[str] | None = None,
+    tag_threshold: float | None = None,
+    on_error: str = "raise",
+    device: str = "auto",
+    batch_size: int = 32,
+) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """Top-k characters (and tags, for tagging models) for each image; returns (predictions, skipped).
+
+    Each prediction: ``{"image", "top_k": [{"class_id", "class_name", "probability"}...],
+    "tags": [{"tag", "probability"}...]}`` (tags above ``tag_threshold``; default: the tuned
+    validation threshold saved with the checkpoint, else 0.5). ``tags`` are fed to multimodal
+    models as text input (none: image only). A missing or undecodable image raises DatasetError
+    naming it, or with ``on_error="skip"`` is listed in ``skipped`` as ``{"image", "error"}``.
+    """
+    from animesion_lib.checkpoint import load_model, resolve_checkpoint
+    from animesion_lib.data import build_transforms
+    from animesion_lib.device import autocast, select_device, select_precision
+    from animesion_lib.errors import DatasetError
+
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
+    ckpt = resolve_checkpoint(checkpoint)
+    dev = select_device(device)
+    prec = select_precision(dev, "auto")
+    model, meta = load_model(ckpt, device=dev)
+    run = meta.get("train_config", {})
+    classes = meta["classes"]
+    tokenizer, tag_vocab = load_text_files(ckpt)
+    if tag_threshold is None:
+        tag_threshold = float((meta.get("metrics") or {}).get("val_tag_threshold_tuned", 0.5))
+    transform = build_transforms(run.get("transform", "animesion"), run.get("image_size", 64), train=False)
+    text = None
+    if tokenizer is not None and tags:
+        encoded = tokenizer.encode(list(tags), max_length=run.get("max_text_len", 32))
+        text = {k: torch.tensor([encoded[k]], device=dev) for k in ("input_ids", "attention_mask")}
+
+    predictions, skipped, pending = [], [], []
+
+    def flush() -> None:
+        images = torch.stack([t for _, t in pending]).to(dev)
+        ids = mask = None
+        if text is not None:
+            ids, mask = (text[k].expand(len(pending), -1) for k in ("input_ids", "attention_mask"))
+        with autocast(dev, prec):
+            out = model(images, input_ids=ids, attention_mask=mask)
+        probs = out["logits"].float().softmax(dim=1).cpu()
+        tag_probs = torch.sigmoid(out["tag_logits"].float()).cpu() if "tag_logits" in out else None
+        k = min(top_k, probs.shape[1])
+        for i, (path, _) in enumerate(pending):
+            p, idx = probs[i].topk(k)
+            item = {"image": str(path), "top_k": [
+                {"class_id": int(c), "class_name": classes[int(c)], "probability": float(q)} for q, c in zip(p, idx)]}
+            if tag_probs is not None and tag_vocab is not None:
+                order = tag_probs[i].argsort(descending=True)
+                item["tags"] = [{"tag": tag_vocab.tags[int(j)], "probability": float(tag_probs[i, j])}
+                                for j in order if tag_probs[i, j] >= tag_threshold]
+            predictions.append(item)
+        pending.clear()
+
+    for path in find_images(paths):
+        try:
+            pending.append((path, transform(_load_image(path))))
+        except DatasetError as err:
+            if on_error == "raise":
+                raise
+            skipped.append({"image": str(path), "error": str(err)})
+        if len(pending) == batch_size:
+            flush()
+    if pending:
+        flush()
+    return predictions, skipped
+
+
+def annotate_image(source: str | Path, destination: str | Path, lines: list[str]) -> Path:
+    """Save a copy of ``source`` with ``lines`` written on a dark band at its top (PIL, default font)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    image = _load_image(Path(source))
+    font = ImageFont.load_default()
+    line_height = 12
+    band = line_height * len(lines) + 6
+    canvas = Image.new("RGB", (max(image.width, 160), image.height + band), (0, 0, 0))
+    canvas.paste(image, (0, band))
+    draw = ImageDraw.Draw(canvas)
+    for i, line in enumerate(lines):
+        draw.text((3, 3 + i * line_height), line, fill=(255, 255, 255), font=font)
+    destination = Path(destination)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(destination)
+    return destination
