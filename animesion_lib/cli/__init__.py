@@ -16,6 +16,8 @@ SUBCOMMANDS = {
     "make-synthetic": "make_synthetic",
     "info": "info",
     "train": "train",
+    "evaluate": "evaluate",
+    "predict": "predict",
     "build-dataset": "build_dataset",
 }
 
