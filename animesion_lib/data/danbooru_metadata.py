@@ -47,7 +47,8 @@ IMAGE_PATH_FIELDS = ("id", "bucket", "md5", "md5_0_2", "md5_2_4", "ext")
 # the current API uses g/s/q/e where s means "sensitive". We compare the single letters.
 RATING_WORDS = {"general": "g", "safe": "s", "sensitive": "s", "questionable": "q", "explicit": "e"}
 
-_WHITESPACE = re.compile(r"\s+")
+# "0" and 0 both mean general: the 2021 dump writes categories as strings
+_CATEGORY_CODES: dict[object, int] = {**{c: c for c in CATEGORY_NAMES}, **{str(c): c for c in CATEGORY_NAMES}}
 _HEX = re.compile(r"[0-9a-fA-F]{8,64}")
 _EXT = re.compile(r"\.?[A-Za-z0-9]{1,8}")
 
@@ -101,7 +102,8 @@ def _as_int(value: object) -> int | None:
 
 def _tag(name: object) -> str:
     """A tag as one token: Danbooru names have no whitespace; stray whitespace becomes ``_``."""
-    return _WHITESPACE.sub("_", str(name).strip())
+    text = name if isinstance(name, str) else str(name)
+    return text if text.isprintable() and " " not in text else "_".join(text.split())
 
 
 def _split_tag_string(value: object) -> list[str]:
@@ -164,7 +166,8 @@ def parse_post(obj: object, line: int, shape: str, template: str) -> Post | BadL
         by_category: dict[int, list[str]] = {0: [], 1: [], 3: [], 4: [], 5: []}
         for tag in obj.get("tags") or ():
             if isinstance(tag, dict):
-                name, category = tag.get("name"), _as_int(tag.get("category"))
+                name, category = tag.get("name"), tag.get("category")
+                category = _CATEGORY_CODES.get(category) if isinstance(category, (str, int)) else None
             else:  # some older dumps list bare names; treat them as general tags
                 name, category = tag, 0
             if name is None or category not in by_category:
