@@ -6,6 +6,11 @@ into ``book/experiments/`` (where ``_toc.yml`` finds them) and prints how long e
 
     python -m animesion_lib.book_runner --profile cpu
     python -m animesion_lib.book_runner --profile smoke --only 01_datasets --output-dir /tmp/nb
+    python -m animesion_lib.book_runner --store   # re-execute the sources with their defaults
+
+The sources in ``notebooks/`` are committed *executed at the smoke profile* (their parameter
+defaults), so that they read well on their own and nbval can compare the cells marked
+``# NBVAL_CHECK_OUTPUT`` when the test suite re-runs them.
 """
 
 from __future__ import annotations
@@ -104,6 +109,26 @@ def run_notebooks(
     return runs
 
 
+def store_notebooks(only: list[str] | None = None) -> list[NotebookRun]:
+    """Execute the sources in place with their own (smoke) defaults, keeping their outputs."""
+    import nbclient
+    import nbformat
+
+    ensure_synthetic(REPO / "data" / "synthetic-smoke", "smoke")
+    runs = []
+    for path in sorted(NOTEBOOKS.glob("[0-9]*.ipynb")):
+        if only and path.stem not in only:
+            continue
+        print(f"storing {path.name}", flush=True)
+        start = time.perf_counter()
+        nb = nbformat.read(path, as_version=4)
+        nbclient.NotebookClient(nb, timeout=1800, kernel_name="python3",
+                                resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
+        nbformat.write(nb, path)
+        runs.append(NotebookRun(path.stem, time.perf_counter() - start))
+    return runs
+
+
 def format_timings(runs: list[NotebookRun], command: str) -> str:
     lines = [f"$ {command}", "", "| notebook | wall time (s) |", "| --- | ---: |"]
     lines += [f"| {r.name} | {r.seconds:.1f} |" for r in runs]
@@ -126,9 +151,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results-dir", type=Path, default=REPO / "results",
                         help="where notebooks write their records (results/PROFILE/EXPERIMENT.json)")
     parser.add_argument("--only", nargs="+", default=None, help="run only these notebooks (names without .ipynb)")
+    parser.add_argument("--store", action="store_true",
+                        help="re-execute the sources in notebooks/ in place with their smoke defaults (for git)")
     args = parser.parse_args(argv)
-    synthetic = args.synthetic or REPO / "data" / f"synthetic-{args.profile}"
-    runs = run_notebooks(args.profile, synthetic, args.real_data, args.output_dir, args.results_dir, args.only)
+    if args.store:
+        runs = store_notebooks(args.only)
+    else:
+        synthetic = args.synthetic or REPO / "data" / f"synthetic-{args.profile}"
+        runs = run_notebooks(args.profile, synthetic, args.real_data, args.output_dir, args.results_dir, args.only)
     print()
     print(format_timings(runs, "python -m animesion_lib.book_runner " + " ".join(argv or sys.argv[1:])))
     return 0

@@ -1,0 +1,53 @@
+"""The book's notebooks: nbval re-runs each one at the smoke profile, and the profiles file
+names only parameters that the notebooks have."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from animesion_lib.book_runner import NOTEBOOKS, PROFILES_FILE, ensure_synthetic
+from conftest import REPO
+
+NOTEBOOK_FILES = sorted(NOTEBOOKS.glob("[0-9]*.ipynb"))
+
+
+def _parameters_cell(path) -> str:
+    cells = json.loads(path.read_text())["cells"]
+    tagged = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(tagged) == 1, f"{path.name} needs exactly one cell tagged 'parameters'"
+    return "".join(tagged[0]["source"])
+
+
+def test_there_are_notebooks():
+    assert NOTEBOOK_FILES, f"no notebooks in {NOTEBOOKS}"
+
+
+@pytest.mark.parametrize("profile", ["smoke", "cpu", "paper"])
+def test_profiles_name_only_parameters_the_notebooks_have(profile):
+    profiles = yaml.safe_load(PROFILES_FILE.read_text())
+    notebooks = profiles[profile]["notebooks"]
+    assert sorted(notebooks) == [p.stem for p in NOTEBOOK_FILES], "every notebook runs in every profile"
+    runner_given = {"profile", "data_root", "real_data_root", "results_dir"}
+    for name, params in notebooks.items():
+        defined = {line.split("=")[0].strip() for line in _parameters_cell(NOTEBOOKS / f"{name}.ipynb").splitlines()
+                   if "=" in line and not line.lstrip().startswith("#")}
+        wanted = set(profiles[profile].get("common") or {}) | set(params or {}) | runner_given
+        assert wanted <= defined, f"{name}: {sorted(wanted - defined)} are not parameters of the notebook"
+
+
+@pytest.mark.slow
+def test_notebooks_run_under_nbval_at_the_smoke_profile():
+    # the notebooks' defaults read ../data/synthetic-smoke (generated once, never committed)
+    ensure_synthetic(REPO / "data" / "synthetic-smoke", "smoke")
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "--nbval-lax", "-p", "no:cacheprovider", "-q",
+         "--rootdir", str(NOTEBOOKS), *map(str, NOTEBOOK_FILES)],
+        cwd=REPO, capture_output=True, text=True, timeout=1500,
+    )
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+    assert " passed" in result.stdout.splitlines()[-1]
