@@ -1,0 +1,104 @@
+"""Images per second of the training input pipeline: decode + augment + collate.
+
+Runs the train split through a DataLoader (workers 0 and 2) with and without the decoded-image
+cache, on the real faces and optionally on a synthetic dataset, and prints one markdown table
+headed by the exact command. The cache is built into a temporary folder, so its build time is
+measured every run and nothing is left behind. A measurement, not a test: no timed assertions.
+
+    python benchmarks/data_pipeline.py --real-data ../shared/data/holo14 --epochs 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shlex
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from animesion_lib.data import CharacterDataset, collate
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--real-data", type=Path, default=Path(os.environ.get("ANIMESION_REAL_DATA", REPO.parent / "shared" / "data" / "holo14")),
+                        help="real faces in the DAF:re layout")
+    parser.add_argument("--synthetic", type=Path, default=None, help="a synthetic dataset (animesion make-synthetic)")
+    parser.add_argument("--epochs", type=int, default=3, help="epochs per configuration (later epochs = 2..N)")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--image-size", type=int, default=128)
+    parser.add_argument("--workers", type=int, nargs="+", default=[0, 2])
+    parser.add_argument("--transform", default="animesion")
+    return parser.parse_args()
+
+
+def time_epochs(ds: CharacterDataset, workers: int, batch_size: int, epochs: int) -> list[float]:
+    """Images per second of each epoch through a shuffling DataLoader."""
+    loader = DataLoader(ds, batch_size=batch_size, shuffle=True, num_workers=workers, collate_fn=collate,
+                        persistent_workers=workers > 0)  # as in training: workers start once
+    rates = []
+    for _ in range(epochs):
+        start, seen = time.perf_counter(), 0
+        for batch in loader:
+            seen += batch["image"].shape[0]
+        rates.append(seen / (time.perf_counter() - start))
+    return rates
+
+
+def bench(name: str, root: Path, args: argparse.Namespace, cache_dir: Path) -> list[str]:
+    rows = []
+    baseline = None
+    for cache in (False, True):
+        start = time.perf_counter()
+        ds = CharacterDataset(root, "train", image_size=args.image_size, transform=args.transform,
+                              cache=cache_dir / name if cache else False)
+        build = time.perf_counter() - start
+        for workers in args.workers:
+            rates = time_epochs(ds, workers, args.batch_size, args.epochs)
+            later = sum(rates[1:]) / len(rates[1:]) if len(rates) > 1 else rates[0]
+            if not cache and workers == args.workers[0]:
+                baseline = later
+            speedup = f"{later / baseline:.1f}x" if baseline else "-"
+            build_cell = f"{build:.1f}" if cache and workers == args.workers[0] else ("(built)" if cache else "-")
+            rows.append(f"| {name} ({len(ds)} imgs) | {'on' if cache else 'off'} | {workers} | {build_cell} "
+                        f"| {rates[0]:.0f} | {later:.0f} | {speedup} |")
+            print(rows[-1], file=sys.stderr, flush=True)  # progress while the table is built
+    return rows
+
+
+def main() -> None:
+    args = parse_args()
+    header = [
+        f"$ python {shlex.join(sys.argv)}",
+        "",
+        f"train split, {args.transform} transform at {args.image_size} px, batch {args.batch_size}, "
+        f"{args.epochs} epochs; cpu cores {os.cpu_count()}, torch {torch.__version__}, {platform.processor() or platform.machine()}",
+        "",
+        "| data | cache | workers | cache build s | epoch 1 img/s | later epochs img/s | later vs uncached, workers 0 |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    rows, notes = [], []
+    with tempfile.TemporaryDirectory(prefix="animesion-bench-cache-") as tmp:
+        datasets = [("real faces", args.real_data), ("synthetic", args.synthetic)]
+        for name, root in datasets:
+            if root is None:
+                notes.append(f"{name}: skipped (no --synthetic DIR given; make one with `animesion make-synthetic`)")
+            elif not (root / "labels" / "train.csv").is_file():
+                notes.append(f"{name}: skipped ({root} has no labels/train.csv)")
+            else:
+                rows += bench(name.replace(" ", "-"), root, args, Path(tmp))
+    print("\n".join(header + rows))
+    for note in notes:
+        print(f"\nNote: {note}")
+
+
+if __name__ == "__main__":
+    main()
