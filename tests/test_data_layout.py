@@ -242,3 +242,22 @@ def test_resize_then_augment_is_the_whole_transform():
     train = build_transforms("animesion", 32, train=True)
     torch.manual_seed(0)
     assert not torch.equal(train(image), train(image))
+
+
+# -- animesion info ------------------------------------------------------------------------
+
+
+def test_info_command_describes_a_dataset(tmp_path, capsys):
+    import argparse
+
+    from animesion_lib.cli import info
+
+    make_labels(tmp_path, "moeimouto")
+    parser = argparse.ArgumentParser()
+    info.add_arguments(parser)
+    assert info.run(parser.parse_args([str(tmp_path)])) == 0
+    out = capsys.readouterr().out
+    assert "layout      moeimouto" in out and "classes     2: alice, bob" in out
+    assert "train         2        2  1 / 1 / 1" in out  # images, classes, per-class min/median/max
+    assert "tags per image" in out and "0 / 1 / 2" in out  # train_tags: 2 tags and 0 tags
+    assert f"fingerprint {data_fingerprint(tmp_path, 'moeimouto')}" in out
