@@ -77,7 +77,7 @@ def _histogram(values: list[int], bins: int = 10) -> dict[str, list]:
 
 
 def difficulty_card(root: str | Path, seed: int = 0, generator: dict | None = None,
-                    image_dir: str = "faces") -> dict:
+                    notes: dict[str, str] | None = None, image_dir: str = "faces") -> dict:
     """Compute the card for the dataset at ``root`` (see the module docstring)."""
     root = Path(root)
     data = {s: _read_split(root, s) for s in SPLITS if (root / "labels" / f"{s}.csv").is_file()}
@@ -148,6 +148,8 @@ def difficulty_card(root: str | Path, seed: int = 0, generator: dict | None = No
         card["near_twin_characters"] = sum(1 for ch in table if ch.get("twin_of"))
     if generator is not None:
         card["generator"] = generator
+    if notes:
+        card["generator_notes"] = notes
     return card
 
 
@@ -186,8 +188,10 @@ def card_markdown(card: dict) -> str:
         for key, counts in card["attributes"].items():
             lines.append(f"- **{key}**: " + ", ".join(f"{v} {n}" for v, n in counts.items()))
     if "generator" in card:
-        lines += ["", "## Generator settings (noise levels)", "", "```json",
-                  json.dumps(card["generator"], indent=1), "```"]
+        lines += ["", "## Generator settings (noise levels)", ""]
+        notes = card.get("generator_notes", {})
+        for key, value in card["generator"].items():
+            lines.append(f"- `{key}` = {value}" + (f": {notes[key]}" if key in notes else ""))
     return "\n".join(lines) + "\n"
 
 
