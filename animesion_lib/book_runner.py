@@ -1,6 +1,6 @@
 """Run the book's notebooks with papermill, one profile at a time.
 
-``notebooks/profiles.yml`` holds the parameters of every notebook for every profile; this module
+``notebooks/params/<notebook>.yml`` holds one notebook's parameters for every profile; this module
 generates the synthetic dataset the profile needs (if it is missing), executes each notebook
 into ``book/experiments/`` (where ``_toc.yml`` finds them) and prints how long each one took.
 
@@ -25,7 +25,8 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
-PROFILES_FILE = NOTEBOOKS / "profiles.yml"
+PARAMS_DIR = NOTEBOOKS / "params"
+PROFILES = ("smoke", "cpu", "paper")
 DEFAULT_OUTPUT = REPO / "book" / "experiments"
 
 
@@ -35,22 +36,25 @@ class NotebookRun:
     seconds: float
 
 
-def load_profiles(path: Path = PROFILES_FILE) -> dict:
-    with open(path) as f:
-        profiles = yaml.safe_load(f)
-    if not isinstance(profiles, dict) or not profiles:
-        raise ValueError(f"{path}: expected a mapping of profile name -> settings")
-    return profiles
+def notebook_names() -> list[str]:
+    """The book's notebooks in running order (their file names start with a number)."""
+    return [p.stem for p in sorted(NOTEBOOKS.glob("[0-9]*.ipynb"))]
 
 
-def notebook_parameters(profiles: dict, profile: str, name: str, **paths: str) -> dict:
-    """The papermill parameters of one notebook: the profile's common values, then its own."""
-    if profile not in profiles:
-        raise ValueError(f"unknown profile {profile!r}; choose from {sorted(profiles)}")
-    settings = profiles[profile]
-    params = {"profile": profile, **paths, **(settings.get("common") or {})}
-    params.update((settings.get("notebooks") or {}).get(name) or {})
-    return params
+def load_params(name: str) -> dict[str, dict]:
+    """``notebooks/params/<name>.yml``: profile -> parameters (missing file: defaults only)."""
+    path = PARAMS_DIR / f"{name}.yml"
+    params = yaml.safe_load(path.read_text()) if path.is_file() else {}
+    if not isinstance(params, dict) or not set(params) <= set(PROFILES):
+        raise ValueError(f"{path}: expected a mapping with keys among {PROFILES}")
+    return {profile: params.get(profile) or {} for profile in PROFILES}
+
+
+def notebook_parameters(name: str, profile: str, **paths: str) -> dict:
+    """The papermill parameters of one notebook: the runner's paths, then the profile's values."""
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; choose from {PROFILES}")
+    return {"profile": profile, **paths, **load_params(name)[profile]}
 
 
 def ensure_synthetic(root: Path, profile: str) -> None:
@@ -76,8 +80,7 @@ def run_notebooks(
 ) -> list[NotebookRun]:
     import papermill
 
-    profiles = load_profiles()
-    names = list((profiles[profile].get("notebooks") or {}).keys())
+    names = notebook_names()
     if only:
         unknown = sorted(set(only) - set(names))
         if unknown:
@@ -88,9 +91,8 @@ def run_notebooks(
     runs = []
     for name in names:
         params = notebook_parameters(
-            profiles,
-            profile,
             name,
+            profile,
             data_root=str(synthetic.resolve()),
             real_data_root=str(real_data.resolve()),
             results_dir=str(results_dir.resolve()),
@@ -116,9 +118,10 @@ def store_notebooks(only: list[str] | None = None) -> list[NotebookRun]:
 
     ensure_synthetic(REPO / "data" / "synthetic-smoke", "smoke")
     runs = []
-    for path in sorted(NOTEBOOKS.glob("[0-9]*.ipynb")):
-        if only and path.stem not in only:
+    for name in notebook_names():
+        if only and name not in only:
             continue
+        path = NOTEBOOKS / f"{name}.ipynb"
         print(f"storing {path.name}", flush=True)
         start = time.perf_counter()
         nb = nbformat.read(path, as_version=4)
@@ -141,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         description="Execute the book's notebooks with papermill for one profile.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--profile", default="cpu", help="smoke, cpu or paper (notebooks/profiles.yml)")
+    parser.add_argument("--profile", default="cpu", choices=PROFILES, help="parameters from notebooks/params/*.yml")
     parser.add_argument("--synthetic", type=Path, default=None,
                         help="synthetic dataset folder (generated if missing); default data/synthetic-PROFILE")
     parser.add_argument("--real-data", type=Path, default=REPO.parent / "shared" / "data" / "holo14",
