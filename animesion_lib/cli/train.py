@@ -53,7 +53,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, config_class) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from animesion_lib.train import TrainConfig
+    from animesion_lib.config import TrainConfig
 
     add_config_arguments(parser, TrainConfig)
     parser.add_argument("--summary-json", default=None, metavar="PATH",

@@ -2,42 +2,49 @@
 
 Tokenizers and the synthetic generator live in their own submodules
 (``animesion_lib.data.tokenizers``, ``animesion_lib.data.synthetic``); import them from there.
+
+Names are imported on first use (PEP 562), so that reading label files — ``animesion info``,
+``animesion build-dataset``, ``--help`` — does not pay for importing torch.
 """
 
-from animesion_lib.data.cache import DecodedImageCache, default_cache_dir
-from animesion_lib.data.datasets import CharacterDataset, DanbooruFaces, DanbooruFull, MoeImouto, collate
-from animesion_lib.data.fingerprint import data_fingerprint
-from animesion_lib.data.layout import (
-    LAYOUTS,
-    Sample,
-    available_splits,
-    detect_layout,
-    read_classes,
-    read_split,
-    write_classes,
-    write_split,
-)
-from animesion_lib.data.transforms import TRANSFORMS, build_augment, build_resize, build_transforms
+from __future__ import annotations
 
-__all__ = [
-    "LAYOUTS",
-    "TRANSFORMS",
-    "CharacterDataset",
-    "DanbooruFaces",
-    "DanbooruFull",
-    "DecodedImageCache",
-    "MoeImouto",
-    "Sample",
-    "available_splits",
-    "build_augment",
-    "build_resize",
-    "build_transforms",
-    "collate",
-    "data_fingerprint",
-    "default_cache_dir",
-    "detect_layout",
-    "read_classes",
-    "read_split",
-    "write_classes",
-    "write_split",
-]
+import importlib
+
+# public name -> submodule that defines it
+_EXPORTS = {
+    "DecodedImageCache": "cache",
+    "default_cache_dir": "cache",
+    "CharacterDataset": "datasets",
+    "DanbooruFaces": "datasets",
+    "DanbooruFull": "datasets",
+    "MoeImouto": "datasets",
+    "collate": "datasets",
+    "data_fingerprint": "fingerprint",
+    "LAYOUTS": "layout",
+    "Sample": "layout",
+    "available_splits": "layout",
+    "detect_layout": "layout",
+    "read_classes": "layout",
+    "read_split": "layout",
+    "write_classes": "layout",
+    "write_split": "layout",
+    "TRANSFORMS": "transforms",
+    "build_augment": "transforms",
+    "build_resize": "transforms",
+    "build_transforms": "transforms",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
