@@ -84,3 +84,14 @@ def test_evaluate_cli_writes_record_and_confusion(trained, tmp_path):
     lines = (tmp_path / "cm.csv").read_text().splitlines()
     assert len(lines) == 5 and lines[0] == ",char_0,char_1,char_2,char_3"
     assert len((tmp_path / "pc.csv").read_text().splitlines()) == 5
+
+
+def test_annotated_copies_of_same_named_images_do_not_overwrite(trained, tmp_path):
+    data, run = trained
+    # the same file name in two folders: both annotated copies must survive
+    first = next((data / "faces" / "char_0").glob("*.png"))
+    twin = tmp_path / "elsewhere" / first.name
+    twin.parent.mkdir()
+    twin.write_bytes(next((data / "faces" / "char_1").glob("*.png")).read_bytes())
+    assert _cli("predict", "--checkpoint", str(run), str(first), str(twin), "--annotate", str(tmp_path / "ann")) == 0
+    assert len(list((tmp_path / "ann").glob("*.png"))) == 2

@@ -53,6 +53,19 @@ def write_predictions(predictions: list[dict], path: str) -> None:
         out.write_text(json.dumps(predictions, indent=2) + "\n")
 
 
+def annotated_name(image: str, taken: set[str]) -> str:
+    """``<stem>.png``; two inputs with the same stem (from different folders) never overwrite
+    each other: the later one gets a short hash of its full path."""
+    import hashlib
+    from pathlib import Path
+
+    name = Path(image).stem + ".png"
+    if name in taken:
+        name = f"{Path(image).stem}-{hashlib.sha1(str(image).encode()).hexdigest()[:8]}.png"
+    taken.add(name)
+    return name
+
+
 def run(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
@@ -63,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
     predictions, skipped = predict_images(args.checkpoint, args.images, top_k=args.top_k, tags=tags,
                                           tag_threshold=args.tag_threshold, on_error=args.on_error,
                                           device=args.device, batch_size=args.batch_size)
+    taken: set[str] = set()
     for p in predictions:
         ranked = ", ".join(f"{t['class_name']} {t['probability']:.3f}" for t in p["top_k"])
         print(f"{p['image']}: {ranked}")
@@ -72,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
             lines = [f"{t['class_name']} {t['probability']:.2f}" for t in p["top_k"][:3]]
             if p.get("tags"):
                 lines.append(" ".join(t["tag"] for t in p["tags"][:4]))
-            annotate_image(p["image"], Path(args.annotate) / (Path(p["image"]).stem + ".png"), lines)
+            annotate_image(p["image"], Path(args.annotate) / annotated_name(p["image"], taken), lines)
     for s in skipped:
         print(f"skipped {s['image']}: {s['error']}", file=sys.stderr)
     if args.output:
