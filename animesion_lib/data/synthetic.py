@@ -39,7 +39,8 @@ chapters mean something. The difficulty card written next to the data gives the 
 run; for the ``cpu`` profile (seed 0) they are about 65% test accuracy for a bag-of-tags
 logistic regression, 68% for a logistic regression on 8x8 thumbnails, 83% for both together,
 and a small CNN trained from scratch for 8 epochs on the 64 px faces (checked once while
-calibrating, not at generation time) reaches about CNN_RESULT.
+calibrating, not at generation time) reaches 86% (77% on near-twin classes, 97% on the others);
+multiplying its probabilities with the tags model's gives 92%.
 
 Tags (the "tags alone" side):
 
