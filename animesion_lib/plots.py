@@ -78,3 +78,16 @@ def plot_curves(curves: dict[str, Sequence[dict]], metric: str, ax=None, title: 
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     return fig
+
+
+def plot_funnel(funnel: Sequence[dict], ax=None, title: str | None = None):
+    """What each filter of a dataset recipe removed: one bar per filter, in the order applied."""
+    names = [row["filter"] for row in funnel]
+    fig, ax = _axes(ax, figsize=(7, 0.45 * len(names) + 1))
+    ax.barh(names[::-1], [row["remaining"] for row in funnel][::-1], color="tab:blue", label="remaining")
+    ax.barh(names[::-1], [row["excluded"] for row in funnel][::-1], left=[row["remaining"] for row in funnel][::-1],
+            color="tab:red", alpha=0.7, label="excluded")
+    ax.set_xlabel("posts")
+    ax.set_title(title or "Posts remaining after each filter")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    return fig
