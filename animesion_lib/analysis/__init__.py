@@ -1,0 +1,1 @@
+"""Analyses of trained models: loss-landscape slices (Li et al. 2018), grid runs of experiments."""
