@@ -41,7 +41,7 @@ test-fast: setup
 	$(PY) -m pytest -m "not slow"
 
 data: setup
-	@test -f $(SYNTHETIC)/labels/train.csv || $(VENV)/bin/animesion make-synthetic --out $(SYNTHETIC) --profile $(SYNTHETIC_PRESET)
+	$(VENV)/bin/animesion make-synthetic --out $(SYNTHETIC) --profile $(SYNTHETIC_PRESET) --if-stale
 
 notebooks: setup data
 	$(PY) -m animesion_lib.book_runner --profile $(PROFILE) --synthetic $(SYNTHETIC) --real-data $(REAL_DATA)

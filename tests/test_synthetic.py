@@ -204,3 +204,25 @@ def test_reads_back_through_the_dataset_loader(smoke):
     assert item["label"] == faces.samples[0].class_id and isinstance(item["tags"], list)
     full = datasets.CharacterDataset(root, split="test", layout="dafre_full", image_size=48)
     assert tuple(full[0]["image"].shape) == (3, 48, 48)
+
+
+def test_stale_folders_are_detected_and_regenerated(tmp_path, monkeypatch, capsys):
+    from animesion_lib.data import synthetic
+
+    out = tmp_path / "stamped"
+    config = SyntheticConfig(seed=3, **TINY)
+    make_synthetic(out, config)
+    assert synthetic.is_current(out, config)
+    assert not synthetic.is_current(out, SyntheticConfig(seed=4, **TINY))  # other options
+    assert not synthetic.is_current(tmp_path / "absent", config)
+    # the same options, but written by other generator code (e.g. a recalibrated noise level)
+    monkeypatch.setattr(synthetic, "generator_fingerprint", lambda: "older-generator")
+    assert not synthetic.is_current(out, config)
+    monkeypatch.undo()
+
+    argv = ["make-synthetic", "--out", str(out), "--classes", "5", "--images", "90", "--size", "16",
+            "--min-per-class", "12", "--seed", "3", "--quiet", "--no-card", "--if-stale"]
+    assert main(argv) == 0 and "up to date" in capsys.readouterr().out
+    (out / "generator.json").write_text("{}")  # an older stamp: regenerate, without --overwrite
+    assert main(argv) == 0 and "wrote 90 images" in capsys.readouterr().out
+    assert synthetic.is_current(out, config)

@@ -34,20 +34,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="processes that draw images (the output does not depend on it)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace what a previous run wrote in --out")
+    parser.add_argument("--if-stale", action="store_true",
+                        help="do nothing if --out already holds this exact dataset (same options, same "
+                             "generator code); otherwise regenerate it, replacing what an older run wrote")
     parser.add_argument("--no-card", action="store_true",
                         help="skip the difficulty card (its baselines take a few seconds)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
-    from animesion_lib.data.synthetic import SyntheticConfig, make_synthetic
+    from animesion_lib.data.synthetic import SyntheticConfig, is_current, make_synthetic
 
     config = SyntheticConfig.from_profile(
         args.profile, classes=args.classes, images=args.images, size=args.size,
         full_size=args.full_size, min_per_class=args.min_per_class, seed=args.seed,
-        workers=args.workers, overwrite=args.overwrite, card=not args.no_card,
+        workers=args.workers, overwrite=args.overwrite or args.if_stale, card=not args.no_card,
         progress=not args.quiet,
     )
+    if args.if_stale and is_current(args.out, config):
+        print(f"{args.out} is up to date (same options, same generator)")
+        return 0
     summary = make_synthetic(args.out, config)
     splits = ", ".join(f"{k} {v}" for k, v in summary.split_sizes.items())
     print(f"wrote {summary.num_images} images of {summary.num_classes} characters to "

@@ -68,6 +68,7 @@ is byte-identical whatever the number of worker processes.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import math
 import random
@@ -628,7 +629,40 @@ NOISE_NOTES = {
 }
 
 GENERATED = ("faces", "fullMin256", "labels", "characters.json", "difficulty_card.json",
-             "difficulty_card.md")
+             "difficulty_card.md", "generator.json")
+
+# The source files whose code decides every pixel and tag; their hash stamps a generated folder.
+_GENERATOR_SOURCES = ("synthetic.py", "synthetic_draw.py", "difficulty.py")
+
+
+def generator_fingerprint() -> str:
+    """A hash of the generator's own code: a folder made by older code is stale, even with the
+    same configuration (a recalibrated noise level changes the data, not the options)."""
+    digest = hashlib.sha256()
+    for name in _GENERATOR_SOURCES:
+        digest.update((Path(__file__).with_name(name)).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _config_dict(cfg: SyntheticConfig) -> dict:
+    """The options that decide the data (not how it is produced: workers, progress...)."""
+    config = {f.name: getattr(cfg, f.name) for f in fields(cfg)
+              if f.name not in ("overwrite", "progress", "workers", "card")}
+    config["full_size"] = cfg.resolved_full_size
+    return json.loads(json.dumps(config))  # tuples -> lists, as the stamp stores them
+
+
+def is_current(out_dir: str | Path, config: SyntheticConfig) -> bool:
+    """True when ``out_dir`` holds exactly what ``make_synthetic(out_dir, config)`` would write
+    with this version of the generator (its ``generator.json`` stamp matches)."""
+    stamp = Path(out_dir) / "generator.json"
+    if not stamp.is_file() or not (Path(out_dir) / "labels" / "train.csv").is_file():
+        return False
+    try:
+        written = json.loads(stamp.read_text())
+    except json.JSONDecodeError:
+        return False
+    return written == {"generator": generator_fingerprint(), "config": _config_dict(config)}
 
 
 def _prepare_output(root: Path, overwrite: bool) -> None:
@@ -712,15 +746,16 @@ def make_synthetic(out_dir: str | Path, config: SyntheticConfig | None = None) -
 
     _write_labels(root, entries, plan, tags)
     _write_characters(root, entries, plan)
-    config_dict = {f.name: getattr(cfg, f.name) for f in fields(cfg)
-                   if f.name not in ("overwrite", "progress", "workers", "card")}
-    config_dict["full_size"] = cfg.resolved_full_size
+    config_dict = _config_dict(cfg)
     card = None
     if cfg.card:
         from animesion_lib.data.difficulty import difficulty_card, write_difficulty_card
 
         card = difficulty_card(root, seed=cfg.seed, generator=config_dict, notes=NOISE_NOTES)
         write_difficulty_card(root, card)
+    # written last: a folder whose build was interrupted has no stamp and counts as stale
+    (root / "generator.json").write_text(
+        json.dumps({"generator": generator_fingerprint(), "config": config_dict}, indent=1) + "\n")
     sizes = {s: sum(p.split == s for p in plan) for s in SPLITS}
     return SyntheticSummary(root, len(entries), len(plan), sizes, time.perf_counter() - started,
                             card, config_dict)
