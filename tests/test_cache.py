@@ -54,7 +54,7 @@ def test_eval_item_from_cache_equals_uncached(tmp_path, cache_dir):
 def test_train_cache_stores_the_larger_side_and_augments_per_epoch(tmp_path, cache_dir):
     root = make_faces(tmp_path / "data")
     ds = DanbooruFaces(root, "train", image_size=16, cache=True)
-    assert ds.cache.side == 48 and ds.cache.pixels.shape == (6, 48, 48, 3)  # size + 32
+    assert ds.cache.side == 20 and ds.cache.pixels.shape == (6, 20, 20, 3)  # 1.25 x size below 128 px
     assert ds.cache.pixels.dtype == np.uint8
     torch.manual_seed(0)
     a, b = ds[0]["image"], ds[0]["image"]
@@ -76,7 +76,7 @@ def test_cache_is_reused_and_keyed_by_split_and_resolution(tmp_path, cache_dir):
     DanbooruFaces(root, "test", image_size=24, cache=True)
     DanbooruFaces(root, "train", image_size=16, cache=True)
     names = [p.name for p in cache_folders(cache_dir)]
-    assert len(names) == 3 and any("-test-24px-" in n for n in names) and any("-train-48px-" in n for n in names)
+    assert len(names) == 3 and any("-test-24px-" in n for n in names) and any("-train-20px-" in n for n in names)
 
 
 def test_changed_data_gets_a_new_cache(tmp_path, cache_dir):

@@ -216,12 +216,17 @@ def test_fingerprint_tracks_labels_and_files_not_location(tmp_path):
 # -- transforms ----------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("size,side", [(128, 160), (224, 256), (64, 80), (32, 40)])
+def test_animesion_margin_is_the_papers_at_paper_sizes_and_proportional_below(size, side):
+    assert resize_size("animesion", size, train=True) == side
+
+
 def test_unknown_transform_lists_choices():
     with pytest.raises(ValueError, match="unknown transform 'fancy'; choose one of animesion, plain"):
         build_transforms("fancy", 32, train=True)
 
 
-@pytest.mark.parametrize("name,train,side", [("animesion", True, 64), ("animesion", False, 32), ("plain", True, 32)])
+@pytest.mark.parametrize("name,train,side", [("animesion", True, 40), ("animesion", False, 32), ("plain", True, 32)])
 def test_transform_shapes_and_range(name, train, side):
     assert resize_size(name, 32, train) == side
     image = Image.new("RGB", (50, 40), (255, 0, 128))
