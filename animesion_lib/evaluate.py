@@ -221,8 +221,8 @@ def collect_outputs(
 @dataclass
 class Evaluation:
     """What an evaluation run found. ``metrics`` is flat name -> number (what records store);
-    the first text mode's numbers have no prefix, the others are prefixed ``notags.`` /
-    ``drop50.`` (drop fraction in percent)."""
+    the first text mode's numbers have no prefix, the others are prefixed ``tags.`` /
+    ``notags.`` / ``drop50.`` (drop fraction in percent)."""
 
     metrics: dict[str, float]
     per_class_accuracy: np.ndarray
@@ -232,7 +232,8 @@ class Evaluation:
 
 
 def mode_prefix(text_mode: str, drop_fraction: float) -> str:
-    return {"tags": "", "none": "notags.", "drop": f"drop{round(drop_fraction * 100)}."}[text_mode]
+    """The metric-name prefix of a text mode that is not the first one evaluated."""
+    return {"tags": "tags.", "none": "notags.", "drop": f"drop{round(drop_fraction * 100)}."}[text_mode]
 
 
 def evaluate_model(

@@ -94,3 +94,22 @@ def test_drop_tokens_keeps_specials():
     assert new_mask.tolist() == [[1, 0, 0, 0, 1, 0]]
     same_ids, _ = drop_tokens(ids, mask, 0.0, {0, 1, 2, 3, 4}, 0)
     assert torch.equal(same_ids, ids)
+
+
+@pytest.mark.parametrize("modes", [("tags", "none"), ("none", "tags"), ("drop", "tags", "none")])
+def test_every_text_mode_keeps_its_own_metrics_whatever_the_order(modes, monkeypatch):
+    from animesion_lib import evaluate
+
+    labels = np.array([0, 1, 1, 0])
+    # each mode gets outputs with a different accuracy: 1.0 with tags, 0.5 with some, 0.0 without
+    right = {"tags": [0, 1, 1, 0], "drop": [0, 1, 0, 1], "none": [1, 0, 0, 1]}
+
+    def fake_outputs(model, loader, device, precision, mode, drop_fraction, tokenizer, progress=False):
+        return {"logits": np.eye(2)[right[mode]], "labels": labels, "loss": 0.0}
+
+    monkeypatch.setattr(evaluate, "collect_outputs", fake_outputs)
+    found = evaluate.evaluate_model(None, [], 2, torch.device("cpu"), text_modes=modes).metrics
+    expected = {"tags": 1.0, "drop": 0.5, "none": 0.0}
+    assert found["top1"] == expected[modes[0]]  # the first mode is unprefixed
+    for mode in modes[1:]:
+        assert found[evaluate.mode_prefix(mode, 0.5) + "top1"] == expected[mode]
