@@ -290,6 +290,7 @@ def open_split(
     max_text_len: int = 32,
     cache: bool = False,
     on_error: str = "raise",
+    progress: bool = True,
 ):
     """The dataset of one split, reading tags only when a tokenizer or tag vocabulary needs them.
 
@@ -300,7 +301,7 @@ def open_split(
     return CharacterDataset(
         data, split=split, layout=layout, image_size=image_size, transform=transform, train=train,
         with_tags=tokenizer is not None or tag_vocab is not None, tokenizer=tokenizer, tag_vocab=tag_vocab,
-        max_text_len=max_text_len, cache=cache, on_error=on_error,
+        max_text_len=max_text_len, cache=cache, on_error=on_error, progress=progress,
     )
 
 

@@ -204,7 +204,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
 
         # ---- data ------------------------------------------------------------------------------
         split_kw = dict(data=cfg.data, layout=cfg.layout, image_size=cfg.image_size, transform=cfg.transform,
-                        tokenizer=tokenizer, tag_vocab=tag_vocab, max_text_len=cfg.max_text_len, cache=cfg.cache)
+                        tokenizer=tokenizer, tag_vocab=tag_vocab, max_text_len=cfg.max_text_len, cache=cfg.cache,
+                        progress=cfg.progress and main)
         train_ds = open_split(split=cfg.train_split, train=True, **split_kw)
         # Every process, even a lone one, takes its share of a seeded permutation: a one-process
         # run sees exactly the global batches that N DDP processes see together.

@@ -90,6 +90,7 @@ class DecodedImageCache:
         data_root: str | Path | None = None,
         on_error: str = "raise",
         desc: str = "caching images",
+        progress: bool = True,
     ) -> DecodedImageCache:
         """Open the cache ``key`` under ``cache_dir``, building it first if it does not exist.
 
@@ -116,7 +117,7 @@ class DecodedImageCache:
                 tmp / "pixels.npy", mode="w+", dtype=np.uint8, shape=(count, side, side, 3)
             )
             bad: dict[int, str] = {}
-            for i in tqdm(range(count), desc=desc, unit="img", mininterval=1.0):
+            for i in tqdm(range(count), desc=desc, unit="img", mininterval=1.0, disable=not progress):
                 try:
                     image = load(i)
                 except DatasetError as err:

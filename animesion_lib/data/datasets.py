@@ -65,11 +65,13 @@ class CharacterDataset(Dataset):
         shuffle_tags: bool | None = None,
         cache: bool | str | Path = False,
         on_error: str = "raise",
+        progress: bool = True,
     ):
         if on_error not in ON_ERROR:
             raise ValueError(f"unknown on_error {on_error!r}; choose one of {', '.join(ON_ERROR)}")
         if (tokenizer is not None or tag_vocab is not None) and not with_tags:
             raise ValueError("a tokenizer or tag_vocab needs with_tags=True")
+        self.progress = progress  # progress bars of the one-off image checks and cache builds
         self.root = Path(root).absolute()
         self.split = split
         self.layout = get_layout(layout).name
@@ -129,7 +131,8 @@ class CharacterDataset(Dataset):
         from tqdm.auto import tqdm
 
         bad = {}
-        for i, sample in enumerate(tqdm(rows, desc=f"checking {self.split} images", unit="img", mininterval=1.0)):
+        for i, sample in enumerate(tqdm(rows, desc=f"checking {self.split} images", unit="img", mininterval=1.0,
+                                          disable=not self.progress)):
             try:
                 self.load_image(sample)
             except DatasetError as err:
@@ -148,6 +151,7 @@ class CharacterDataset(Dataset):
             cache_dir=cache_dir,
             data_root=self.root,
             on_error=self.on_error,
+            progress=self.progress,
             desc=f"caching {self.split} images at {self.side}px",
         )
 
