@@ -78,6 +78,15 @@ class ExclusionLoss:
         return self.weight * layer_exclusion_loss(layer_cls, self.temperature, self.distance)
 
 
+def build_head(kind: str, dim: int, depth: int, num_classes: int, drop: float = 0.0) -> nn.Module:
+    """The classification head by name: ``cls`` (last layer's [CLS]) or ``ifa`` (every layer's)."""
+    if kind == "cls":
+        return ClsHead(dim, num_classes, drop)
+    if kind == "ifa":
+        return IFAHead(dim, depth, num_classes, drop)
+    raise ValueError(f"head must be 'cls' or 'ifa', not {kind!r}")
+
+
 def layer_exclusion_loss(layer_cls: torch.Tensor, temperature: float = 1.0, distance: int = 1) -> torch.Tensor:
     """Penalty that is large when layers ``i`` and ``i+k`` carry the same [CLS] representation.
 

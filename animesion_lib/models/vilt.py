@@ -29,7 +29,7 @@ import torch.nn as nn
 from timm.layers import trunc_normal_
 
 from animesion_lib.models.base import AnimesionModel, attention_weights
-from animesion_lib.models.heads import ClsHead, ExclusionLoss, IFAHead
+from animesion_lib.models.heads import ExclusionLoss, build_head
 from animesion_lib.models.tag_head import MaskedTagHead, TagHead
 
 # TagTokenizer's [PAD] [UNK] [CLS] [SEP] [MASK]; pass tokenizer.special_token_ids for others.
@@ -65,12 +65,7 @@ class ViLT(AnimesionModel):
         self.register_buffer("special_ids", torch.tensor(sorted(set(special_token_ids)), dtype=torch.long),
                              persistent=False)
 
-        if head == "cls":
-            self.head = ClsHead(dim, num_classes, head_drop)
-        elif head == "ifa":
-            self.head = IFAHead(dim, depth, num_classes, head_drop)
-        else:
-            raise ValueError(f"head must be 'cls' or 'ifa', not {head!r}")
+        self.head = build_head(head, dim, depth, num_classes, head_drop)
         self.tag_head = TagHead(dim, num_tags, head_drop) if num_tags else None
         self.mlm_head = MaskedTagHead(self.word_embed) if mlm else None
         self.exclusion = exclusion_loss

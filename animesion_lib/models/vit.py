@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 
 from animesion_lib.models.base import AnimesionModel, attention_weights
-from animesion_lib.models.heads import ClsHead, ExclusionLoss, IFAHead
+from animesion_lib.models.heads import ExclusionLoss, build_head
 from animesion_lib.models.tag_head import TagHead
 
 
@@ -32,12 +32,7 @@ class ViTClassifier(AnimesionModel):
         super().__init__(num_classes, **loss_kwargs)
         self.backbone = backbone
         dim, depth = backbone.embed_dim, len(backbone.blocks)
-        if head == "cls":
-            self.head = ClsHead(dim, num_classes, head_drop)
-        elif head == "ifa":
-            self.head = IFAHead(dim, depth, num_classes, head_drop)
-        else:
-            raise ValueError(f"head must be 'cls' or 'ifa', not {head!r}")
+        self.head = build_head(head, dim, depth, num_classes, head_drop)
         self.tag_head = TagHead(dim, num_tags, head_drop) if num_tags else None
         self.exclusion = exclusion_loss
         # The cheap path (one LayerNorm, no per-layer tokens) suffices when nothing reads layers.
