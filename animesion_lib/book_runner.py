@@ -16,6 +16,7 @@ defaults), so that they read well on their own and nbval can compare the cells m
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -95,9 +96,11 @@ def run_notebooks(
         params = notebook_parameters(
             name,
             profile,
-            data_root=str(synthetic.resolve()),
-            real_data_root=str(real_data.resolve()),
-            results_dir=str(results_dir.resolve()),
+            # relative to the notebooks' working folder: the injected cell shows in the book, and
+            # no machine's absolute paths belong there
+            data_root=os.path.relpath(synthetic.resolve(), NOTEBOOKS),
+            real_data_root=os.path.relpath(real_data.resolve(), NOTEBOOKS),
+            results_dir=os.path.relpath(results_dir.resolve(), NOTEBOOKS),
         )
         print(f"\n=== {name} ({profile}) ===", flush=True)
         start = time.perf_counter()

@@ -71,6 +71,8 @@ class TrainConfig:
     # output
     out_dir: str = _opt("runs/default", "run directory: config, log.csv, checkpoints")
     resume: bool = _opt(False, "continue from the newest checkpoint in out_dir (a fresh start if none)")
+    overwrite: bool = _opt(False, "start afresh in an out_dir that holds an earlier run's checkpoints "
+                                  "(they are deleted); without it such a run stops with an error")
     keep_checkpoints: int = _opt(2, "keep the newest N epoch checkpoints (0: keep all)")
     eval_text_modes: str = _opt("tags,none,drop", "multimodal evaluation: with tags, no tags, some dropped")
     drop_fraction: float = _opt(0.5, "fraction of tags dropped in the 'drop' evaluation")

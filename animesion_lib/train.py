@@ -31,6 +31,7 @@ import csv
 import json
 import math
 import os
+import shutil
 import time
 from contextlib import nullcontext
 from dataclasses import asdict
@@ -174,7 +175,15 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     main = dist_ctx.is_main
     try:
         latest = ckpt.latest_checkpoint(out_dir) if cfg.resume else None
+        earlier = ckpt.list_checkpoints(out_dir) if not cfg.resume else []
+        if earlier and not cfg.overwrite:
+            # a fresh run would mix its epochs with the earlier run's (and pruning keeps the newest)
+            raise AnimesionError(
+                f"{out_dir} holds checkpoints of an earlier run (up to {earlier[-1].name}); pass --resume "
+                "to continue it, --overwrite to start again (deletes them), or another --out-dir")
         if main:
+            for old in earlier:
+                shutil.rmtree(old)
             out_dir.mkdir(parents=True, exist_ok=True)
             (out_dir / "config.json").write_text(json.dumps(_json_config(cfg), indent=2) + "\n")
 

@@ -57,6 +57,20 @@ def test_same_seed_twice_is_identical(tiny, tmp_path):
     assert a["steps"] == 8 and a["throughput"]["train_images_per_s"] > 0
 
 
+def test_a_fresh_run_never_mixes_with_an_earlier_runs_checkpoints(tiny, tmp_path):
+    from animesion_lib.checkpoint import list_checkpoints
+    from animesion_lib.errors import AnimesionError
+
+    train(_cfg(tiny, tmp_path, epochs=2, keep_checkpoints=0))
+    with pytest.raises(AnimesionError, match="earlier run.*--resume.*--overwrite"):
+        train(_cfg(tiny, tmp_path, epochs=1))
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["epoch_0001", "epoch_0002"]  # nothing lost
+    shorter = train(_cfg(tiny, tmp_path, epochs=1, overwrite=True))
+    # the shorter run's own checkpoint is the newest, not the earlier run's epoch 2
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["epoch_0001"]
+    assert Path(shorter["checkpoint"]).is_dir()
+
+
 def test_gradient_accumulation_matches_the_bigger_batch(tiny, tmp_path):
     whole = train(_cfg(tiny, tmp_path / "a", epochs=1, transform="plain"))
     accumulated = train(_cfg(tiny, tmp_path / "b", epochs=1, transform="plain", batch_size=4, grad_accum=2))
