@@ -176,3 +176,7 @@ def test_the_book_builds_without_warnings_from_smoke_outputs(tmp_path):
     assert not missing, f"cannot build the book: these TOC chapters have no notebook in notebooks/ yet: {missing}"
     build = build_book(tmp_path, toc, notebooks)
     check_build(tmp_path, toc, build)
+    # equations render offline: the pages load MathJax from the book itself, not from a CDN
+    methods = (tmp_path / "_build" / "html" / "book" / "methods.html").read_text()
+    assert "_static/tex-mml-chtml.js" in methods and "cdn.jsdelivr" not in methods
+    assert (tmp_path / "_build" / "html" / "_static" / "output" / "chtml" / "fonts" / "woff-v2").is_dir()
