@@ -521,7 +521,9 @@ def annotate_image(source: str | Path, destination: str | Path, lines: list[str]
     font = ImageFont.load_default()
     line_height = 12
     band = line_height * len(lines) + 6
-    canvas = Image.new("RGB", (max(image.width, 160), image.height + band), (0, 0, 0))
+    # as wide as the longest line: a small face crop must not cut a character's name off
+    text_width = max((int(font.getlength(line)) + 6 for line in lines), default=0)
+    canvas = Image.new("RGB", (max(image.width, text_width), image.height + band), (0, 0, 0))
     canvas.paste(image, (0, band))
     draw = ImageDraw.Draw(canvas)
     for i, line in enumerate(lines):

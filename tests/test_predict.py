@@ -95,3 +95,16 @@ def test_annotated_copies_of_same_named_images_do_not_overwrite(trained, tmp_pat
     twin.write_bytes(next((data / "faces" / "char_1").glob("*.png")).read_bytes())
     assert _cli("predict", "--checkpoint", str(run), str(first), str(twin), "--annotate", str(tmp_path / "ann")) == 0
     assert len(list((tmp_path / "ann").glob("*.png"))) == 2
+
+
+def test_annotated_copy_is_wide_enough_for_its_longest_line(tmp_path):
+    from PIL import Image, ImageFont
+
+    from animesion_lib.evaluate import annotate_image
+
+    Image.new("RGB", (32, 32), (9, 9, 9)).save(tmp_path / "face.png")
+    line = "aoi_tachibana_(blue_archive_line) 0.93"
+    out = annotate_image(tmp_path / "face.png", tmp_path / "out" / "face.png", [line, "smile"])
+    with Image.open(out) as annotated:
+        assert annotated.width >= ImageFont.load_default().getlength(line)
+        assert annotated.height == 32 + 2 * 12 + 6  # the image below a band of two lines
