@@ -81,6 +81,7 @@ def run_notebooks(
     results_dir: Path = REPO / "results",
     only: list[str] | None = None,
 ) -> list[NotebookRun]:
+    import nbformat
     import papermill
 
     names = notebook_names()
@@ -112,8 +113,35 @@ def run_notebooks(
             progress_bar=True,
             cwd=str(NOTEBOOKS),
         )
+        executed = nbformat.read(output_dir / f"{name}.ipynb", as_version=4)
+        if unquote_glued_strings(executed):
+            nbformat.write(executed, output_dir / f"{name}.ipynb")
         runs.append(NotebookRun(name, time.perf_counter() - start))
     return runs
+
+
+GLUE_TEXT = "application/papermill.record/text/plain"
+
+
+def unquote_glued_strings(nb) -> int:
+    """Glued strings are stored as their repr (``'46.9%'``), which the book would print with its
+    quotes; store the text itself. Returns how many values were changed."""
+    import ast
+
+    changed = 0
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            text = output.get("data", {}).get(GLUE_TEXT)
+            if not (output.get("metadata", {}).get("scrapbook") and isinstance(text, str) and text[:1] in "'\""):
+                continue
+            try:
+                value = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                continue
+            if isinstance(value, str):
+                output["data"][GLUE_TEXT] = value
+                changed += 1
+    return changed
 
 
 def store_notebooks(only: list[str] | None = None) -> list[NotebookRun]:

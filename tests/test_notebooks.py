@@ -49,3 +49,22 @@ def test_notebooks_run_under_nbval_at_the_smoke_profile():
     )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
     assert " passed" in result.stdout.splitlines()[-1]
+
+
+def test_glued_strings_lose_their_quotes_and_other_values_stay():
+    import nbformat
+
+    from animesion_lib.book_runner import GLUE_TEXT, unquote_glued_strings
+
+    def glued(name, text):
+        return nbformat.v4.new_output("display_data", data={GLUE_TEXT: text},
+                                      metadata={"scrapbook": {"name": name, "mime_prefix": "application/papermill.record/"}})
+
+    cell = nbformat.v4.new_code_cell("glue(...)")
+    cell.outputs = [glued("pct", "'46.9%'"), glued("quote", '"full"'), glued("number", "0.469"),
+                    nbformat.v4.new_output("stream", text="'not glued'")]
+    nb = nbformat.v4.new_notebook(cells=[cell])
+    assert unquote_glued_strings(nb) == 2
+    texts = [o.get("data", {}).get(GLUE_TEXT) for o in cell.outputs]
+    assert texts[:3] == ["46.9%", "full", "0.469"]
+    assert cell.outputs[3]["text"] == "'not glued'"
