@@ -22,6 +22,7 @@ import json
 import os
 import random
 import shutil
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,24 @@ def list_checkpoints(run_dir: str | Path) -> list[Path]:
     if not folder.is_dir():
         return []
     return sorted(p for p in folder.glob("epoch_*") if (p / META).is_file())
+
+
+def find_checkpoint(runs_dir: str | Path, accept: Callable[[Path], bool] = lambda ckpt: True,
+                    prefer: Sequence[str] = ()) -> Path | None:
+    """The newest checkpoint of the first run folder under ``runs_dir`` that ``accept`` approves.
+
+    Runs whose names start with an entry of ``prefer`` come first, in that order, then the rest
+    by name; ``accept`` gets a checkpoint directory (e.g. to check its ``meta.json``).
+    """
+    def rank(run: Path) -> tuple[int, str]:
+        return next((i for i, p in enumerate(prefer) if run.name.startswith(p)), len(prefer)), run.name
+
+    runs = sorted((d for d in Path(runs_dir).glob("*") if d.is_dir()), key=rank) if Path(runs_dir).is_dir() else []
+    for run in runs:
+        latest = latest_checkpoint(run)
+        if latest is not None and accept(latest):
+            return latest
+    return None
 
 
 def latest_checkpoint(run_dir: str | Path) -> Path | None:

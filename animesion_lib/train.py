@@ -216,6 +216,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                         tokenizer=tokenizer, tag_vocab=tag_vocab, max_text_len=cfg.max_text_len, cache=cfg.cache,
                         progress=cfg.progress and main)
         train_ds = open_split(split=cfg.train_split, train=True, **split_kw)
+        fingerprint = data_fingerprint(cfg.data, cfg.layout)  # cited by the checkpoints and the record
         # Every process, even a lone one, takes its share of a seeded permutation: a one-process
         # run sees exactly the global batches that N DDP processes see together.
         sampler = DistributedSampler(train_ds, num_replicas=dist_ctx.world_size, rank=dist_ctx.rank,
@@ -393,7 +394,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                 }
                 meta = {"epoch": epoch + 1, "step": step, "classes": train_ds.classes,
                         "train_config": _json_config(cfg), "history": history,
-                        "precision": precision, "metrics": row}
+                        "precision": precision, "metrics": row, "data_fingerprint": fingerprint}
                 last_good = ckpt.save_checkpoint(out_dir / "checkpoints" / ckpt.checkpoint_name(epoch + 1),
                                                  raw_model, meta, training_state, extra_files)
                 ckpt.prune_checkpoints(out_dir, cfg.keep_checkpoints)
@@ -442,7 +443,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                 experiment=cfg.experiment, profile=cfg.profile, kind="train", config=summary["config"],
                 seed=cfg.seed, metrics=metrics, curves=history, wall_time_s=summary["wall_time_s"],
                 throughput=throughput, device=summary["device"],
-                data_fingerprint=data_fingerprint(cfg.data, cfg.layout),
+                data_fingerprint=fingerprint,
             )
             summary["record"] = str(write_record(record, cfg.results_dir))
         return summary

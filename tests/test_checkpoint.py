@@ -98,3 +98,18 @@ def test_overwrite_and_prune(tmp_path):
     (tmp_path / "checkpoints" / ".epoch_0004.tmp-1").mkdir()
     (tmp_path / "checkpoints" / "epoch_0005").mkdir()  # no meta.json: half-made by hand
     assert ckpt.latest_checkpoint(tmp_path).name == "epoch_0003"
+
+
+def test_find_checkpoint_prefers_named_runs_and_asks_the_caller(tmp_path):
+    model = _model()
+    for run, epochs, data in (("alpha-1", 2, "x"), ("beta-1", 1, "y"), ("beta-2", 1, "x")):
+        for epoch in range(1, epochs + 1):
+            ckpt.save_checkpoint(tmp_path / run / "checkpoints" / ckpt.checkpoint_name(epoch), model,
+                                 {"classes": list("abcd"), "data_fingerprint": data})
+    (tmp_path / "empty-run").mkdir()
+    on_x = lambda c: ckpt.load_meta(c)["data_fingerprint"] == "x"  # noqa: E731
+    assert ckpt.find_checkpoint(tmp_path, on_x).parent.parent.name == "alpha-1"
+    assert ckpt.find_checkpoint(tmp_path, on_x).name == "epoch_0002"  # the run's newest
+    assert ckpt.find_checkpoint(tmp_path, on_x, prefer=["beta"]).parent.parent.name == "beta-2"
+    assert ckpt.find_checkpoint(tmp_path, lambda c: False) is None
+    assert ckpt.find_checkpoint(tmp_path / "absent") is None
