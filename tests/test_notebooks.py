@@ -4,6 +4,7 @@ name only parameters that the notebooks have."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -68,3 +69,30 @@ def test_glued_strings_lose_their_quotes_and_other_values_stay():
     texts = [o.get("data", {}).get(GLUE_TEXT) for o in cell.outputs]
     assert texts[:3] == ["46.9%", "full", "0.469"]
     assert cell.outputs[3]["text"] == "'not glued'"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, says", [
+    ("01_datasets", "the real data is not on this machine: these counts are from the committed record"),
+    ("02_recognition", "the real data is not on this machine; the numbers below are from the committed records"),
+])
+def test_real_data_chapters_render_from_the_committed_records_without_the_data(tmp_path, name, says):
+    # a reader's machine without ../shared/data: the chapter must show the committed cpu numbers and say so
+    import papermill as pm
+
+    ensure_synthetic(REPO / "data" / "synthetic-smoke", "smoke")
+    results = tmp_path / "results"
+    shutil.copytree(REPO / "results" / "cpu", results / "cpu")  # never write into the committed records
+    out = tmp_path / f"{name}.ipynb"
+    pm.execute_notebook(NOTEBOOKS / f"{name}.ipynb", out, cwd=str(NOTEBOOKS), progress_bar=False, kernel_name="python3",
+                        parameters={"profile": "cpu", "real_data_root": str(tmp_path / "no-such-folder"),
+                                    "results_dir": str(results)})
+    outputs = [o for cell in json.loads(out.read_text())["cells"] for o in cell.get("outputs", [])]
+    printed = "".join("".join(o.get("text", "")) for o in outputs if o.get("output_type") == "stream")
+    assert says in printed
+    tables = "".join("".join(o.get("data", {}).get("text/html", "")) for o in outputs)
+    committed = json.loads((REPO / "results" / "cpu" / ("datasets.json" if name == "01_datasets" else "recognition-real-vit-cls.json")).read_text())
+    if name == "01_datasets":  # the real image count, from the record, in the statistics table
+        assert str(committed["metrics"]["real_images"]) in tables
+    else:  # the committed real top-1, formatted as the chapter formats it
+        assert f'{committed["metrics"]["test_top1"]:.1%}' in tables
