@@ -13,7 +13,7 @@ SYNTHETIC_PRESET := $(if $(filter smoke,$(PROFILE)),smoke,cpu)
 PY       := $(VENV)/bin/python
 STAMP    := $(VENV)/.installed
 
-.PHONY: help setup test test-fast book data notebooks html reproduce benchmarks clean
+.PHONY: help setup test test-fast book data notebooks html reproduce reproduction-report benchmarks clean
 
 help:
 	@echo "make book        set up, generate the synthetic data, run every notebook ($(PROFILE) profile), build the book"
@@ -23,6 +23,7 @@ help:
 	@echo "make test-fast   the tests not marked slow"
 	@echo "make benchmarks  print the throughput tables"
 	@echo "make reproduce PROFILE=paper DATA=/path/to/dafre   paper-scale runs on a GPU machine"
+	@echo "make reproduction-report   after make book: the fresh records against the committed ones"
 
 setup: $(STAMP)
 
@@ -55,6 +56,10 @@ book: notebooks html
 reproduce: setup
 	@test -n "$(DATA)" || (echo "usage: make reproduce PROFILE=paper DATA=/path/to/dafre" && exit 2)
 	$(PY) -m animesion_lib.book_runner --profile $(PROFILE) --synthetic $(SYNTHETIC) --real-data $(DATA)
+
+# after `make book` rewrote results/$(PROFILE)/: every number against its seed noise, every changed verdict
+reproduction-report: setup
+	$(VENV)/bin/animesion reproduction-report --profile $(PROFILE) --output _build/reproduction-$(PROFILE).md
 
 benchmarks: setup data
 	$(PY) benchmarks/data_pipeline.py --synthetic $(SYNTHETIC) --real-data $(REAL_DATA)

@@ -19,6 +19,7 @@ SUBCOMMANDS = {
     "evaluate": "evaluate",
     "predict": "predict",
     "build-dataset": "build_dataset",
+    "reproduction-report": "reproduction_report",
 }
 
 
