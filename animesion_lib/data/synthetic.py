@@ -75,6 +75,7 @@ import random
 import re
 import shutil
 import time
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
@@ -338,20 +339,26 @@ def _near_twin(rng: random.Random, look: Character) -> tuple[Character, str]:
     return replace(look, accessories=tuple(sorted(acc))), what
 
 
-def make_characters(n: int, seed: int, twin_fraction: float = 0.4) -> list[CharacterEntry]:
-    """``n`` characters with unique looks and names, sorted by name (the class-id order)."""
+def make_characters(n: int, seed: int, twin_fraction: float = 0.4,
+                    exclude: Collection[Character] = ()) -> list[CharacterEntry]:
+    """``n`` characters with unique looks and names, sorted by name (the class-id order).
+
+    No look in ``exclude`` is used: a pretraining *source* universe must not contain the target
+    universe's characters, or fine-tuning would start from a model that has seen them.
+    """
+    exclude = frozenset(exclude)
     rng = random.Random(f"animesion-synthetic-characters:{seed}")
     n_pairs = min(int(round(n * twin_fraction / 2)), n // 2)
     looks: list[Character] = []
     while len(looks) < n - n_pairs:
         look = _random_look(rng)
-        if look not in looks:
+        if look not in looks and look not in exclude:
             looks.append(look)
     twins: list[tuple[int, Character, str]] = []
     for base in rng.sample(range(len(looks)), n_pairs):
         for _ in range(50):
             look, what = _near_twin(rng, looks[base])
-            if look not in looks and all(look != t[1] for t in twins):
+            if look not in looks and look not in exclude and all(look != t[1] for t in twins):
                 twins.append((base, look, what))
                 break
 
@@ -712,8 +719,26 @@ def _write_characters(root: Path, entries: list[CharacterEntry], plan: list[Plan
     (root / "characters.json").write_text(json.dumps(table, indent=1) + "\n")
 
 
-def make_synthetic(out_dir: str | Path, config: SyntheticConfig | None = None) -> SyntheticSummary:
-    """Generate the synthetic dataset into ``out_dir`` (DAF:re layout) and return a summary."""
+def character_looks(root: str | Path) -> frozenset[Character]:
+    """The looks of a generated dataset's characters, read back from its ``characters.json``."""
+    path = Path(root) / "characters.json"
+    if not path.is_file():
+        raise AnimesionError(f"{path}: not found; is {root} a dataset made by `animesion make-synthetic`?")
+    looks = []
+    for row in json.loads(path.read_text()):
+        attributes = dict(row["attributes"])
+        attributes["accent"] = ACCENT_COLOURS.index(tuple(attributes["accent"]))
+        attributes["accessories"] = tuple(attributes["accessories"])
+        looks.append(Character(**attributes))
+    return frozenset(looks)
+
+
+def make_synthetic(out_dir: str | Path, config: SyntheticConfig | None = None,
+                   exclude_looks: Collection[Character] = ()) -> SyntheticSummary:
+    """Generate the synthetic dataset into ``out_dir`` (DAF:re layout) and return a summary.
+
+    ``exclude_looks``: characters that must not occur (see :func:`character_looks`).
+    """
     cfg = config or SyntheticConfig()
     if cfg.classes < 2:
         raise AnimesionError("need at least 2 classes")
@@ -723,7 +748,7 @@ def make_synthetic(out_dir: str | Path, config: SyntheticConfig | None = None) -
     started = time.perf_counter()
     _prepare_output(root, cfg.overwrite)
 
-    entries = make_characters(cfg.classes, cfg.seed, cfg.twin_fraction)
+    entries = make_characters(cfg.classes, cfg.seed, cfg.twin_fraction, exclude=exclude_looks)
     plan = plan_images(entries, cfg)
     artists = make_artists(cfg.seed)
     for folder in {p.rel.split("/")[0] for p in plan}:
