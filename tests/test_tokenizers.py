@@ -115,7 +115,8 @@ def test_tag_tokenizer_encode_pads_and_maps_unknown_to_unk():
     assert enc["input_ids"] == [2, 5, 1, 7, 0, 0]
     assert enc["attention_mask"] == [1, 1, 1, 1, 0, 0]
     assert tok.decode_tags(enc["input_ids"]) == ["smile", "[UNK]", "blue_eyes"]
-    assert tok.decode(enc["input_ids"]) == "smile blue_eyes"
+    assert tok.decode(enc["input_ids"]) == "smile, [UNK], blue_eyes"
+    assert tok.decode(enc["input_ids"], skip_special_tokens=False) == "[CLS] smile [UNK] blue_eyes [PAD] [PAD]"
 
 
 def test_wordpiece_training_is_reproducible(wordpiece):
@@ -277,11 +278,11 @@ def test_other_tokenizer_models_are_refused(tmp_path):
     [
         ('{"type": "TagTokenizer", "vocab": [', "not valid JSON"),
         ('["a", "b"]', "JSON object"),
-        ('{"type": "Mystery", "version": 1}', "unknown tokenizer type"),
+        ('{"type": "Mystery", "version": 1}', "'Mystery' file is not a tokenizer"),
         ('{"type": "TagTokenizer", "version": 99, "vocab": []}', "version"),
-        ('{"type": "TagTokenizer", "version": 1, "vocab": ["a"]}', "must start with"),
+        ('{"type": "TagTokenizer", "version": 1, "vocab": ["a"]}', "lacks the special tokens.*animesion train"),
         ('{"type": "WordPieceTagTokenizer", "version": 1, "tokenizer": {"x": 1}}', "malformed.*animesion train"),
-        ('{"type": "Mystery"}', "unknown tokenizer type.*animesion train"),
+        ('{"type": "Mystery"}', "not a tokenizer.*animesion train"),
         ('{"model": {"type": "WordLevel"}}', "not a readable tokenizers.Tokenizer file.*animesion train"),
     ],
 )
