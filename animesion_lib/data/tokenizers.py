@@ -54,8 +54,7 @@ class TagSequenceTokenizer:
         self._tag_cache: dict[str, Encoding] = {}  # few distinct tags, many images
 
     def _tag_words(self, tag: str) -> list[str]:
-        """The pre-tokenized words one tag becomes."""
-        return [tag]
+        return [tag]  # the pre-tokenized words one tag becomes
 
     def _tag_encoding(self, tag: str) -> Encoding:
         if tag not in self._tag_cache:
@@ -86,15 +85,13 @@ class TagSequenceTokenizer:
         if shuffle:  # Danbooru's alphabetical order means nothing; never reorder the caller's list
             tags = tags.copy()  # rng None: the global generator, which torch reseeds in each DataLoader worker
             (random if rng is None else random.Random(rng) if isinstance(rng, int) else rng).shuffle(tags)
-        encodings, used = [], 1
-        for tag in tags:
-            encoding = self._tag_encoding(tag)
-            if max_length is not None and used + len(encoding) > max_length:
-                # not even the first tag fits: the Tokenizer's truncation cuts it, so that a tiny
-                # max_length still carries some text
+        encodings, room = [], max_length - 1 if max_length is not None else None  # [CLS] takes one
+        for encoding in map(self._tag_encoding, tags):
+            if room is not None and (room := room - len(encoding)) < 0:
+                # not even the first tag fits: truncation cuts it, so a tiny max_length keeps some text
                 encodings = encodings or [encoding]
                 break
-            encodings, used = encodings + [encoding], used + len(encoding)
+            encodings.append(encoding)
         return Encoding.merge(encodings, growing_offsets=True)
 
     def _sized_tokenizer(self, max_length: int | None, padding: bool) -> Tokenizer:
@@ -122,7 +119,8 @@ class TagSequenceTokenizer:
         the longest row."""
         rng = random.Random(rng) if isinstance(rng, int) else rng  # one generator for the whole batch
         sized = self._sized_tokenizer(max_length, max_length is not None)
-        encs = [sized.post_process(self._fitting(tags, max_length, shuffle, rng)) for tags in check_tag_lists(tag_lists)]
+        encs = [sized.post_process(self._fitting(tags, max_length, shuffle, rng))
+                for tags in check_tag_lists(tag_lists)]
         for enc in encs if max_length is None else ():  # to the longest row
             enc.pad(max(map(len, encs)), pad_id=self.pad_token_id, pad_token=PAD_TOKEN)
         return {"input_ids": torch.tensor([e.ids for e in encs], dtype=torch.int64),
@@ -169,9 +167,8 @@ class TagTokenizer(TagSequenceTokenizer):
 
 
 class WordPieceTagTokenizer(TagSequenceTokenizer):
-    """Sub-word tokens (``WordPiece`` with BERT's normalizer, pre-tokenizer and decoder); every
-    tag is closed by ``[SEP]``. Build with :meth:`train` or read a local ``vocab.txt`` or
-    ``tokenizer.json`` with :func:`load_tokenizer`; never from the hub."""
+    """``WordPiece`` with BERT's normalizer, pre-tokenizer and decoder; a ``[SEP]`` closes every tag.
+    Build it with :meth:`train`, or read a local file with :func:`load_tokenizer` (never the hub)."""
 
     @staticmethod
     def _bert_pipeline(model: models.Model, lowercase: bool = True) -> Tokenizer:
@@ -190,9 +187,8 @@ class WordPieceTagTokenizer(TagSequenceTokenizer):
         if vocab_size <= len(SPECIAL_TOKENS):
             raise ValueError(f"vocab_size must exceed the {len(SPECIAL_TOKENS)} special tokens")
         tokenizer = cls._bert_pipeline(models.WordPiece(unk_token=UNK_TOKEN))
-        # The trainer numbers the "##c" continuation tokens in hash-map order, and those ids break
-        # ties between equally frequent merges (huggingface/tokenizers#1794): registering them up
-        # front, sorted, makes training reproducible.
+        # The trainer numbers the "##c" continuation tokens in hash-map order, and their ids break ties
+        # between equal merges (huggingface/tokenizers#1794): registered up front, sorted, they do not.
         chars = {c for tags in tag_lists for tag in tags for word, _ in tokenizer.pre_tokenizer.pre_tokenize_str(
             tokenizer.normalizer.normalize_str(_tag_text(tag))) for c in word[1:]}
         trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=min_freq, show_progress=False,
@@ -226,8 +222,7 @@ class WordPieceTagTokenizer(TagSequenceTokenizer):
         return [text if self.tokenizer.encode(text, add_special_tokens=False).ids else UNK_TOKEN, SEP_TOKEN]
 
     def decode_tags(self, ids: Iterable[int] | torch.Tensor) -> list[str]:
-        """Best-effort tags back from pieces, lower-cased, spaces as underscores (brackets glued
-        back the Danbooru way: ``reimu_(cosplay)``)."""
+        """Best-effort tags back from pieces: lower case, ``_`` for spaces, ``reimu_(cosplay)``."""
         ids = ids.tolist() if isinstance(ids, torch.Tensor) else list(ids)
         tags, unit = [], []
         for i in ids + [self.sep_token_id]:  # a trailing [SEP] flushes a truncated last tag
@@ -260,13 +255,9 @@ def load_tokenizer(path: str | Path) -> TagSequenceTokenizer:
     """A ``Tokenizer.save`` file (``WordLevel``: tags, ``WordPiece``: pieces), a ``vocab.txt``, a
     folder holding either, or a file in this library's earlier format (``type`` and ``version``)."""
     path = Path(path)
-    if not path.exists():
-        raise DatasetError("tokenizer file not found", path=path)
     if path.is_dir():
-        found = [path / n for n in ("tokenizer.json", "vocab.txt") if (path / n).is_file()]
-        if not found:
-            raise DatasetError("directory holds neither tokenizer.json nor vocab.txt", path=path)
-        path = found[0]
+        found = [path / name for name in ("tokenizer.json", "vocab.txt") if (path / name).is_file()]
+        path = found[0] if found else path / "tokenizer.json"
     if path.suffix == ".txt":
         return WordPieceTagTokenizer.from_vocab_file(path)
     data = read_json_object(path, "tokenizer")
