@@ -376,3 +376,26 @@ def test_files_in_the_earlier_format_still_load(kind, tmp_path):
     # saving again writes the Tokenizer's own format, same ids
     check_expected_ids(load_tokenizer(tok.save(path)), EXPECTED[kind])
     assert "type" not in json.loads(path.read_text())
+
+
+def test_wordpiece_file_read_by_plain_tokenizers_gives_the_same_ids(tmp_path, wordpiece):
+    plain = Tokenizer.from_file(str(wordpiece.save(tmp_path / "tokenizer.json")))
+    words = ["long hair", "[SEP]", "hakurei reimu (cosplay)", "[SEP]"]  # what our wrapper feeds it
+    expected = wordpiece.encode(["long_hair", "hakurei_reimu_(cosplay)"], max_length=None)["input_ids"]
+    assert plain.encode(words, is_pretokenized=True).ids == expected
+
+
+@pytest.mark.parametrize("lines, message, row", [(VOCAB_TXT + ["long"], "repeated token 'long'", 12),
+                                                 (VOCAB_TXT[:3] + [""] + VOCAB_TXT[3:], "empty", 4)])
+def test_bad_vocab_txt_names_file_and_row(tmp_path, lines, message, row):
+    path = tmp_path / "vocab.txt"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(DatasetError, match=message) as err:
+        load_tokenizer(path)
+    assert err.value.path == path and err.value.row == row
+
+
+def test_missing_vocab_txt_names_the_file(tmp_path):
+    with pytest.raises(DatasetError, match="cannot read the vocabulary") as err:
+        load_tokenizer(tmp_path / "vocab.txt")
+    assert err.value.path == tmp_path / "vocab.txt"
