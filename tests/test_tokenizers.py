@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import pickle
 import random
+from pathlib import Path
 
 import pytest
 import torch
+from tokenizers import Tokenizer, models
 
 from animesion_lib.data.tokenizers import (
     SPECIAL_TOKENS,
@@ -17,7 +19,7 @@ from animesion_lib.data.tokenizers import (
     build_tokenizer,
     load_tokenizer,
 )
-from animesion_lib.errors import AnimesionError, DatasetError
+from animesion_lib.errors import DatasetError
 
 # smile: 4 images, long_hair: 3, blue_eyes: 2, the rest once
 TAG_LISTS = [
@@ -113,7 +115,8 @@ def test_tag_tokenizer_encode_pads_and_maps_unknown_to_unk():
     assert enc["input_ids"] == [2, 5, 1, 7, 0, 0]
     assert enc["attention_mask"] == [1, 1, 1, 1, 0, 0]
     assert tok.decode_tags(enc["input_ids"]) == ["smile", "[UNK]", "blue_eyes"]
-    assert tok.decode(enc["input_ids"]) == "smile blue_eyes"
+    assert tok.decode(enc["input_ids"]) == "smile, [UNK], blue_eyes"
+    assert tok.decode(enc["input_ids"], skip_special_tokens=False) == "[CLS] smile [UNK] blue_eyes [PAD] [PAD]"
 
 
 def test_wordpiece_training_is_reproducible(wordpiece):
@@ -190,9 +193,10 @@ def test_encode_batch(kind, wordpiece):
 @pytest.mark.parametrize("kind", ["tag", "wordpiece"])
 def test_save_load_round_trip(kind, tmp_path, wordpiece):
     tok = wordpiece if kind == "wordpiece" else build_tokenizer("tag", TAG_LISTS, min_freq=2)
-    path = tok.save(tmp_path / "tok.json")
-    saved = json.loads(path.read_text())
-    assert saved["type"] == type(tok).__name__ and saved["version"] == 1
+    path = tok.save(tmp_path / "sub" / "tok.json")
+    saved = json.loads(path.read_text())  # the Tokenizer's own format
+    assert saved["model"]["type"] == {"tag": "WordLevel", "wordpiece": "WordPiece"}[kind]
+    assert saved["padding"] is None and saved["truncation"] is None
     loaded = load_tokenizer(path)
     assert type(loaded) is type(tok) and loaded.vocab_size == tok.vocab_size
     assert loaded.special_token_ids == tok.special_token_ids
@@ -201,6 +205,13 @@ def test_save_load_round_trip(kind, tmp_path, wordpiece):
         assert loaded.encode(probe, max_length=max_length) == tok.encode(probe, max_length=max_length)
     # DataLoader workers receive pickled copies
     assert pickle.loads(pickle.dumps(tok)).encode(probe) == tok.encode(probe)
+
+
+def test_saved_file_is_a_plain_tokenizers_file(tmp_path):
+    tok = build_tokenizer("tag", TAG_LISTS, min_freq=2)
+    plain = Tokenizer.from_file(str(tok.save(tmp_path / "tok.json")))
+    # anyone with `tokenizers` reads it: [CLS] first, one token per tag, [UNK] for unknown tags
+    assert plain.encode(["smile", "short_hair", "blue_eyes"], is_pretokenized=True).ids == [2, 5, 1, 7]
 
 
 def test_unknown_tag_in_wordpiece_uses_pieces_or_unk(wordpiece):
@@ -247,11 +258,17 @@ def test_vocab_txt_without_special_tokens_names_the_file(tmp_path):
     assert str(path) in str(err.value)
 
 
-def test_from_pretrained_offline_gives_a_clear_error(monkeypatch):
-    # no network in tests: simulate the hub being unreachable rather than touching it
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(AnimesionError, match="local path"):
-        WordPieceTagTokenizer.from_pretrained("some-org/some-tokenizer")
+def test_a_directory_without_tokenizer_files(tmp_path):
+    with pytest.raises(DatasetError, match="tokenizer file not found") as err:
+        load_tokenizer(tmp_path)
+    assert err.value.path == tmp_path / "tokenizer.json"
+
+
+def test_other_tokenizer_models_are_refused(tmp_path):
+    path = tmp_path / "bpe.json"
+    path.write_text(Tokenizer(models.BPE()).to_str(), encoding="utf-8")
+    with pytest.raises(DatasetError, match="a BPE tokenizer; expected WordLevel or WordPiece"):
+        load_tokenizer(path)
 
 
 # --- errors ----------------------------------------------------------------------------------
@@ -262,10 +279,12 @@ def test_from_pretrained_offline_gives_a_clear_error(monkeypatch):
     [
         ('{"type": "TagTokenizer", "vocab": [', "not valid JSON"),
         ('["a", "b"]', "JSON object"),
-        ('{"type": "Mystery", "version": 1}', "unknown tokenizer type"),
+        ('{"type": "Mystery", "version": 1}', "'Mystery' file is not a tokenizer"),
         ('{"type": "TagTokenizer", "version": 99, "vocab": []}', "version"),
-        ('{"type": "TagTokenizer", "version": 1, "vocab": ["a"]}', "must start with"),
-        ('{"type": "WordPieceTagTokenizer", "version": 1, "tokenizer": {"x": 1}}', "no 'model'"),
+        ('{"type": "TagTokenizer", "version": 1, "vocab": ["a"]}', "lacks the special tokens.*animesion train"),
+        ('{"type": "WordPieceTagTokenizer", "version": 1, "tokenizer": {"x": 1}}', "malformed.*animesion train"),
+        ('{"type": "Mystery"}', "not a tokenizer.*animesion train"),
+        ('{"model": {"type": "WordLevel"}}', "not a readable tokenizers.Tokenizer file.*animesion train"),
     ],
 )
 def test_corrupt_tokenizer_file_names_the_file(tmp_path, content, message):
@@ -293,3 +312,90 @@ def test_build_tokenizer_kinds():
     assert isinstance(tag_tok, TagTokenizer) and tag_tok.vocab_size == 7
     with pytest.raises(ValueError, match="kind"):
         build_tokenizer("bpe", TAG_LISTS)
+
+
+# --- the same ids as before tokenizers.Tokenizer -----------------------------------------------
+# tokenizer_fixture.json: every 7th image's tags of the synthetic smoke train split
+# (`animesion make-synthetic --profile smoke`), and tokenizer files built from them in the
+# format this library wrote before; the ids below are what that code gave for these probes.
+
+FIXTURE = json.loads((Path(__file__).parent / "tokenizer_fixture.json").read_text(encoding="utf-8"))
+PROBES = [
+    ["ahoge", "bangs", "black_hair", "black_jacket", "blush", "book", "closed_mouth", "glasses",
+     "hair_between_eyes", "long_hair", "looking_at_viewer", "looking_back", "necktie", "parted_bangs",
+     "portrait", "scarf", "school_uniform", "signature", "simple_background", "solo", "swept_bangs",
+     "white_background"],
+    ["ahoge", "bangs", "black_hair", "closed_eyes", "cloud", "collared_shirt"],
+    ["Long_Hair", "reimu_(cosplay)", "ッ"],
+    [],
+]
+EXPECTED = {
+    "tag": {  # build_tokenizer("tag", train_tags, min_freq=2): 135 ids
+        12: [[2, 23, 7, 30, 1, 24, 1, 15, 74, 106, 1, 6], [2, 23, 7, 30, 31, 46, 1, 0, 0, 0, 0, 0],
+             [2, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0], [2] + [0] * 11],
+        None: [[2, 23, 7, 30, 1, 24, 1, 15, 74, 106, 1, 6, 1, 1, 51, 16, 65, 28, 1, 10, 5, 35, 14],
+               [2, 23, 7, 30, 31, 46, 1], [2, 1, 1, 1], [2]],
+        "shuffled": [[2, 35, 1, 10, 14, 1, 51, 24, 15, 1], [2, 7, 23, 31, 1, 30, 46, 0, 0, 0]],
+    },
+    "wordpiece": {  # build_tokenizer("wordpiece", train_tags, vocab_size=150)
+        12: [[2, 34, 78, 11, 9, 3, 90, 3, 132, 77, 3, 0]] * 2 + [[2, 45, 122, 11, 77, 3] + [0] * 6, [2] + [0] * 11],
+        None: [[2, 34, 78, 11, 9, 3, 90, 3, 132, 77, 3, 132, 43, 107, 9, 23, 3, 103, 22, 12, 3, 114, 18, 14, 3, 147,
+                106, 3, 40, 15, 5, 22, 22, 67, 3, 77, 35, 9, 23, 117, 108, 101, 3, 45, 122, 11, 77, 3, 94, 98, 100, 3,
+                94, 80, 3, 47, 9, 68, 23, 75, 3, 49, 71, 96, 8, 90, 3, 49, 18, 92, 21, 62, 23, 3, 52, 7, 71, 10, 3, 52,
+                7, 78, 63, 54, 17, 13, 10, 18, 21, 16, 3, 52, 13, 11, 17, 130, 24, 109, 3, 52, 104, 111, 84, 3, 86, 3,
+                52, 117, 19, 23, 90, 3, 115, 84, 3],
+               [2, 34, 78, 11, 9, 3, 90, 3, 132, 77, 3, 147, 101, 3, 137, 24, 8, 3, 36, 131, 71, 73, 52, 95, 92, 3],
+               [2, 45, 122, 11, 77, 3, 51, 9, 104, 24, 30, 36, 18, 22, 19, 15, 5, 28, 31, 3, 1, 3], [2]],
+        "shuffled": [[2, 52, 117, 19, 23, 90, 3, 0, 0, 0], [2, 90, 3, 34, 78, 11, 9, 3, 0, 0]],
+    },
+}
+
+
+def check_expected_ids(tok, expected):
+    for max_length in (12, None):
+        assert [tok.encode(p, max_length=max_length)["input_ids"] for p in PROBES] == expected[max_length]
+    shuffled = [tok.encode(p, max_length=10, shuffle=True, rng=5)["input_ids"] for p in PROBES[:2]]
+    assert shuffled == expected["shuffled"]
+
+
+@pytest.mark.parametrize("kind", ["tag", "wordpiece"])
+def test_same_ids_as_the_tokenizers_before(kind, tmp_path):
+    tok = build_tokenizer(kind, FIXTURE["train_tags"], **({"min_freq": 2} if kind == "tag" else {"vocab_size": 150}))
+    check_expected_ids(tok, EXPECTED[kind])
+    check_expected_ids(load_tokenizer(tok.save(tmp_path / "tokenizer.json")), EXPECTED[kind])
+
+
+@pytest.mark.parametrize("kind", ["tag", "wordpiece"])
+def test_files_in_the_earlier_format_still_load(kind, tmp_path):
+    path = tmp_path / "tokenizer.json"
+    path.write_text(json.dumps(FIXTURE[f"legacy_{kind}_tokenizer"]), encoding="utf-8")
+    assert json.loads(path.read_text())["type"] in ("TagTokenizer", "WordPieceTagTokenizer")
+    tok = load_tokenizer(path)
+    assert type(tok) is {"tag": TagTokenizer, "wordpiece": WordPieceTagTokenizer}[kind]
+    check_expected_ids(tok, EXPECTED[kind])
+    # saving again writes the Tokenizer's own format, same ids
+    check_expected_ids(load_tokenizer(tok.save(path)), EXPECTED[kind])
+    assert "type" not in json.loads(path.read_text())
+
+
+def test_wordpiece_file_read_by_plain_tokenizers_gives_the_same_ids(tmp_path, wordpiece):
+    plain = Tokenizer.from_file(str(wordpiece.save(tmp_path / "tokenizer.json")))
+    words = ["long hair", "[SEP]", "hakurei reimu (cosplay)", "[SEP]"]  # what our wrapper feeds it
+    expected = wordpiece.encode(["long_hair", "hakurei_reimu_(cosplay)"], max_length=None)["input_ids"]
+    assert plain.encode(words, is_pretokenized=True).ids == expected
+
+
+@pytest.mark.parametrize("lines, message, row", [(VOCAB_TXT + ["long"], "repeated token 'long'", 12),
+                                                 (VOCAB_TXT[:3] + [""] + VOCAB_TXT[3:], "empty", 4)])
+def test_bad_vocab_txt_names_file_and_row(tmp_path, lines, message, row):
+    path = tmp_path / "vocab.txt"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(DatasetError, match=message) as err:
+        load_tokenizer(path)
+    assert err.value.path == path and err.value.row == row
+
+
+def test_missing_vocab_txt_names_the_file(tmp_path):
+    with pytest.raises(DatasetError, match="cannot read the vocabulary") as err:
+        load_tokenizer(tmp_path / "vocab.txt")
+    assert err.value.path == tmp_path / "vocab.txt"
