@@ -127,8 +127,11 @@ def difficulty_baselines(data_root: str | Path, split: str = "test") -> pd.Serie
     }, name=f"{split} accuracy")
 
 
-def curve_table(records: pd.DataFrame, runs: Mapping[str, str], column: str) -> pd.DataFrame:
-    """``column`` of each run's per-epoch curve, one column per run (index: epoch)."""
+def curve_table(records: pd.DataFrame, runs: Mapping[str, str], metric: str, mode: TextMode | str = TextMode.TAGS,
+                split: str = "val", drop_fraction: float = 0.5) -> pd.DataFrame:
+    """``metric`` of ``split`` under ``mode`` along each run's per-epoch curve, one column per run
+    (index: epoch). An image-only model's curve (unprefixed) stands in every mode, as in
+    :func:`text_mode_table`."""
     import pandas as pd
 
     out = {}
@@ -137,6 +140,8 @@ def curve_table(records: pd.DataFrame, runs: Mapping[str, str], column: str) -> 
         if match.empty:
             raise KeyError(f"no record for experiment {experiment!r} (label {label!r})")
         curve: list[dict[str, Any]] = match.iloc[-1]["curves"]
+        image_only = any(metric_name(metric, None, split) in row for row in curve)
+        column = metric_name(metric, None if image_only else mode, split, drop_fraction)
         out[label] = pd.Series({row["epoch"]: row.get(column) for row in curve}, dtype=float)
     return pd.DataFrame(out).rename_axis("epoch")
 

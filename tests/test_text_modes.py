@@ -25,7 +25,7 @@ def _records() -> pd.DataFrame:
          "curves": [{"epoch": 1, "val_tags.top1": 0.5}, {"epoch": 2, "val_tags.top1": 0.6}]},
         {"experiment": "vit", "metrics.test_top1": 0.5, "metrics.test_tags.top1": float("nan"),
          "metrics.test_drop50.top1": float("nan"), "metrics.test_notags.top1": float("nan"),
-         "curves": [{"epoch": 1, "val_tags.top1": 0.4}]},
+         "curves": [{"epoch": 1, "val_top1": 0.4}]},
     ])
 
 
@@ -65,10 +65,12 @@ def test_text_mode_table_names_a_missing_run():
         text_mode_table(_records(), {"x": "nope"})
 
 
-def test_curve_table_aligns_epochs():
-    table = curve_table(_records(), {"ViLT": "vilt", "ViT": "vit"}, "val_tags.top1")
+def test_curve_table_aligns_epochs_and_reads_each_run_in_its_mode():
+    records = _records()
+    table = curve_table(records, {"ViLT": "vilt", "ViT": "vit"}, "top1")
     assert table["ViLT"].tolist() == [0.5, 0.6]
     assert table.loc[1, "ViT"] == 0.4 and math.isnan(table.loc[2, "ViT"])
+    assert curve_table(records, {"ViLT": "vilt"}, "top1", mode="none")["ViLT"].isna().all()
 
 
 def test_difficulty_baselines_read_the_card(tmp_path):
