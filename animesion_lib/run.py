@@ -51,7 +51,7 @@ class TrainedRun:
         meta = load_meta(ckpt)
         dev = select_device(device) if isinstance(device, str) else device
         model, _ = load_model(ckpt, device=dev)
-        tokenizer, tag_vocab = _text_files(ckpt, meta.get("files", []))
+        tokenizer, tag_vocab = load_text_files(ckpt)
         run = cls(ckpt, _train_config(ckpt, meta), meta, model, tokenizer, tag_vocab, dev)
         run._check_consistent()
         return run
@@ -128,10 +128,14 @@ def _train_config(ckpt: Path, meta: dict[str, Any]) -> TrainConfig:
     return TrainConfig(**saved)
 
 
-def _text_files(ckpt: Path, files: list[str]) -> tuple[Any, Any]:
-    """The tokenizer and tag vocabulary saved beside a checkpoint (None where the run had none)."""
+def load_text_files(checkpoint: str | Path) -> tuple[Any, Any]:
+    """The tokenizer and tag vocabulary saved beside a checkpoint (None where the run had none),
+    without loading the model (a resumed training run needs only these)."""
+    from animesion_lib.checkpoint import load_meta, resolve_checkpoint
     from animesion_lib.data.tokenizers import TagVocabulary, load_tokenizer
 
+    ckpt = resolve_checkpoint(checkpoint)
+    files = load_meta(ckpt).get("files", [])
     tokenizer = load_tokenizer(ckpt / "tokenizer.json") if "tokenizer.json" in files else None
     tag_vocab = TagVocabulary.load(ckpt / "tag_vocab.json") if "tag_vocab.json" in files else None
     return tokenizer, tag_vocab

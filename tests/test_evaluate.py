@@ -185,3 +185,14 @@ def test_a_model_that_reads_no_text_is_evaluated_once_without_prefix():
     found = evaluate_model(model, _batches(), 2, torch.device("cpu"), text_modes=("tags", "none"))
     assert set(found.metrics) == {"top1", "top5", "mean_class_acc", "loss"}
     assert found.metrics["top1"] == 1.0 and found.mode is None
+
+
+def test_collect_outputs_weighs_each_batch_loss_by_its_size():
+    from animesion_lib.evaluation import collect_outputs
+
+    small = {k: v[:2] for k, v in _batches()[0].items()}  # labels [0, 1]: loss 0.5
+    full = _batches()[0]  # labels [0, 1, 1, 0]: loss 0.5
+    full["label"] = torch.tensor([1, 1, 1, 0])  # loss 0.75
+    out = collect_outputs(_TextModel(), [full, small], torch.device("cpu"), text_mode="tags")
+    assert out["loss"] == pytest.approx((0.75 * 4 + 0.5 * 2) / 6)
+    assert out["labels"].tolist() == [1, 1, 1, 0, 0, 1] and out["logits"].shape == (6, 2)
