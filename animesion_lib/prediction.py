@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from PIL import Image
@@ -26,6 +26,9 @@ from animesion_lib.text_modes import TextMode
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 ImageInput = str | Path | Image.Image
+
+if TYPE_CHECKING:
+    from animesion_lib.run import TrainedRun
 
 
 def find_images(paths: Iterable[str | Path]) -> list[Path]:
@@ -55,11 +58,11 @@ def load_image(path: str | Path) -> Image.Image:
 class Predictor:
     """A trained run's model, ready to predict batches of images (see :meth:`predict`)."""
 
-    def __init__(self, run: Any, precision: str = "auto"):
+    def __init__(self, run: TrainedRun, precision: str = "auto"):
         from animesion_lib.data import build_transforms
         from animesion_lib.device import select_precision
 
-        self.run = run  # a TrainedRun
+        self.run, self.classes = run, run.classes
         self.precision = select_precision(run.device, precision)
         self.transform = build_transforms(run.config.transform, run.config.image_size, train=False)
 
@@ -118,7 +121,7 @@ class Predictor:
         found = []
         for (name, _, _), p, t, given in zip(pending, probs, tag_probs, with_text):
             top, idx = p.topk(min(top_k, p.shape[0]))
-            item = {"image": name, "top_k": [{"class_id": int(c), "class_name": run.classes[int(c)],
+            item = {"image": name, "top_k": [{"class_id": int(c), "class_name": self.classes[int(c)],
                                               "probability": float(q)} for q, c in zip(top, idx)]}
             if t is not None and run.tag_vocab is not None:
                 item["tags"] = self._tags_above(t, tag_threshold, given)
