@@ -8,8 +8,9 @@ F1 at a fixed threshold and at the best threshold of a grid (chosen on validatio
 unchanged to test).
 
 The confusion matrix, per-class accuracy and average precision are scikit-learn's; top-k
-accuracy and F1 are counted here because scikit-learn's take seconds where these take a tenth
-(figures in their docstrings), and a randomized test checks them against scikit-learn. What is
+accuracy and F1 are counted here because scikit-learn's are 15 to 100 times slower at the sizes of
+the paper runs (``python benchmarks/metrics.py``), and a randomized test checks them against
+scikit-learn. What is
 ours besides: which classes or tags count (those with at least one example), and what an empty
 input gives (NaN).
 """
@@ -40,8 +41,8 @@ def topk_accuracy(scores: ArrayLike, labels: ArrayLike, ks: Iterable[int] = (1, 
     """Fraction of samples whose true class is among the ``k`` highest scores, for each k.
 
     Ours, not ``sklearn.metrics.top_k_accuracy_score``, which sorts every row: on 46,000 images x
-    3,263 classes (DAF:re validation) it takes 19 s per k, this 0.4 s. Both agree (a randomized
-    test checks it) except on ties, which here count in the true class's favour.
+    3,263 classes (DAF:re validation) it takes 30 s per k, this 0.3 s (``benchmarks/metrics.py``).
+    Both agree (a randomized test checks it) except on ties, which here count for the true class.
     """
     scores, labels = as_numpy(scores), as_numpy(labels).astype(np.int64)
     if len(labels) == 0:
@@ -103,10 +104,11 @@ def tag_average_precision(scores: ArrayLike, targets: ArrayLike) -> dict[str, fl
 def f1_at_threshold(scores: ArrayLike, targets: ArrayLike, threshold: float = 0.5) -> dict[str, float]:
     """Micro precision / recall / F1 of ``scores >= threshold``, and macro F1 over present tags.
 
-    Counted here rather than with ``sklearn.metrics.f1_score``, whose input checks take 8 s per
-    call on 20,000 images x 1,000 tags (this: 0.1 s), and :func:`best_threshold` calls it for
-    every threshold of its grid. A randomized test checks it against scikit-learn. Nothing
-    predicted (or nothing to find) counts as precision (recall) 0, as ``zero_division=0``.
+    Counted here rather than with ``sklearn.metrics.f1_score``, which takes 8 s per call on
+    20,000 images x 1,000 tags where this takes 0.5 s (``benchmarks/metrics.py``), and
+    :func:`best_threshold` calls it for every threshold of its grid. A randomized test checks it
+    against scikit-learn. Nothing predicted (or nothing to find) counts as precision (recall) 0,
+    as ``zero_division=0``.
     """
     scores, targets, present = _tag_arrays(scores, targets)
     targets, predicted = targets.astype(bool), scores >= threshold
