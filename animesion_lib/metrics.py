@@ -1,4 +1,4 @@
-"""The numbers we report, from arrays of scores and labels (numpy or torch), via scikit-learn.
+"""The numbers we report, from arrays of scores and labels (numpy or torch).
 
 Character recognition is long-tailed (a few characters have hundreds of images, most have
 twenty), so next to top-1 / top-5 we always report the *mean class accuracy*: the average of the
@@ -7,12 +7,11 @@ mean average precision (macro over the tags that occur, and micro over all tag d
 F1 at a fixed threshold and at the best threshold of a grid (chosen on validation, then applied
 unchanged to test).
 
-The confusion matrix, per-class accuracy and average precision are scikit-learn's; top-k
-accuracy and F1 are counted here because scikit-learn's are 15 to 100 times slower at the sizes of
-the paper runs (``python benchmarks/metrics.py``), and a randomized test checks them against
-scikit-learn. What is
-ours besides: which classes or tags count (those with at least one example), and what an empty
-input gives (NaN).
+The confusion matrix, per-class accuracy and average precision are scikit-learn's. Top-k
+accuracy and F1 are counted here: scikit-learn's are 15 to 100 times slower at the sizes of the
+paper runs (``python benchmarks/metrics.py``); a randomized test checks them against it. Ours
+besides: which classes or tags count (those with at least one example), and what an empty input
+gives (NaN).
 """
 
 from __future__ import annotations
