@@ -240,7 +240,8 @@ def _write_record(run: Any, evaluation: Evaluation, settings: dict[str, Any], pr
     from animesion_lib.results import make_record, write_record
 
     record = make_record(
-        experiment=experiment, profile=profile, kind="evaluate", config={**settings, "train_config": asdict(run.config)},
+        experiment=experiment, profile=profile, kind="evaluate",
+        config={**settings, "train_config": asdict(run.config)},
         seed=run.config.seed, metrics=evaluation.metrics, curves=[], wall_time_s=wall_time_s,
         throughput={"eval_images_per_s": images_per_s},
         device={"type": run.device.type, "name": describe_device(run.device), "precision": precision},

@@ -106,7 +106,8 @@ def text_mode_table(
         row = match.iloc[-1]
         image_only = pd.notna(row.get(metric_column(metric, None, split)))
         columns = {mode: metric_column(metric, None if image_only else mode, split, drop_fraction) for mode in modes}
-        rows[label] = {mode.label(drop_fraction): float(row.get(column, float("nan"))) for mode, column in columns.items()}
+        rows[label] = {mode.label(drop_fraction): float(row.get(column, float("nan")))
+                       for mode, column in columns.items()}
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.name = "run"
     return table

@@ -171,7 +171,8 @@ def test_every_text_mode_names_its_metrics_whatever_the_order(modes):
                            drop_fraction=1.0, tokenizer=_Tokenizer())
     expected = {"tags.top1": 1.0, "drop100.top1": 0.5, "notags.top1": 0.0}
     names = {"tags": "tags.top1", "drop": "drop100.top1", "none": "notags.top1"}
-    assert {k: v for k, v in found.metrics.items() if k.endswith("top1")} == {names[m]: expected[names[m]] for m in modes}
+    top1 = {k: v for k, v in found.metrics.items() if k.endswith("top1")}
+    assert top1 == {names[m]: expected[names[m]] for m in modes}
     assert found.metrics[TextMode.parse(modes[0]).prefix(1.0) + "loss"] == 0.5
     assert found.mode == TextMode.parse(modes[0])  # the confusion matrix is the first mode's
     assert found.confusion.trace() == {"tags": 4, "drop": 2, "none": 0}[modes[0]]
