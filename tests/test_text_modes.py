@@ -1,5 +1,6 @@
-"""Tables of multimodal results across text modes (animesion_lib.text_modes) and the masked-tag
-evaluation (animesion_lib.masked_tags), on hand-made records and a tiny trained ViLT."""
+"""Text modes (animesion_lib.text_modes): one name per mode, metric names, the tables of
+multimodal results across modes; and the masked-tag evaluation (animesion_lib.masked_tags), on
+hand-made records and a tiny trained ViLT."""
 
 from __future__ import annotations
 
