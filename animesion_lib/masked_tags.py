@@ -75,19 +75,12 @@ def evaluate_masked_tags(checkpoint: str | Path, split: str = "test", mask_prob:
     """Load a ViLT checkpoint (a run folder or one epoch's), open ``split`` as it was trained, score it."""
     from torch.utils.data import DataLoader
 
-    from animesion_lib.checkpoint import load_model, resolve_checkpoint
     from animesion_lib.data import collate
-    from animesion_lib.evaluate import load_text_files, open_split
+    from animesion_lib.run import TrainedRun
 
-    ckpt = resolve_checkpoint(checkpoint)
-    model, meta = load_model(ckpt)
-    run = meta.get("train_config", {})
-    tokenizer, _ = load_text_files(ckpt)
-    if tokenizer is None:
-        raise ValueError(f"{ckpt}: not a multimodal run (no tokenizer saved with it)")
-    kw = dict(data=data or run["data"], layout=run.get("layout", "dafre_faces"), image_size=run.get("image_size", 64),
-              transform=run.get("transform", "animesion"), tokenizer=tokenizer, max_text_len=run.get("max_text_len", 32))
-    train_ds = open_split(split=run.get("train_split", "train"), **kw)
-    majority = most_common_token(train_ds, tokenizer)
-    loader = DataLoader(open_split(split=split, **kw), batch_size=batch_size, shuffle=False, collate_fn=collate)
-    return masked_tag_metrics(model, loader, tokenizer, mask_prob, seed, majority)
+    run = TrainedRun.load(checkpoint)
+    if run.tokenizer is None:
+        raise ValueError(f"{run.checkpoint}: not a multimodal run (no tokenizer saved with it)")
+    majority = most_common_token(run.open_split(run.config.train_split, data=data), run.tokenizer)
+    loader = DataLoader(run.open_split(split, data=data), batch_size=batch_size, shuffle=False, collate_fn=collate)
+    return masked_tag_metrics(run.model, loader, run.tokenizer, mask_prob, seed, majority)

@@ -1,4 +1,5 @@
-"""Metrics checked against examples small enough to compute by hand."""
+"""Metrics checked against examples small enough to compute by hand and, where we count them
+ourselves, against scikit-learn on random inputs; the evaluation loop's metric names."""
 
 from __future__ import annotations
 
@@ -6,11 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from animesion_lib.evaluate import (
+from sklearn import metrics as skm
+
+from animesion_lib.evaluation import drop_tokens
+from animesion_lib.metrics import (
     best_threshold,
     classification_metrics,
     confusion_matrix,
-    drop_tokens,
     f1_at_threshold,
     mean_class_accuracy,
     per_class_accuracy,
@@ -18,6 +21,7 @@ from animesion_lib.evaluate import (
     tag_metrics,
     topk_accuracy,
 )
+from animesion_lib.text_modes import TextMode
 
 
 def test_topk_accuracy_by_hand():
@@ -96,20 +100,100 @@ def test_drop_tokens_keeps_specials():
     assert torch.equal(same_ids, ids)
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_topk_accuracy_agrees_with_scikit_learn(seed):
+    rng = np.random.default_rng(seed)
+    n, classes = 200, 12
+    scores, labels = rng.standard_normal((n, classes)), rng.integers(0, classes, n)  # no ties
+    ours = topk_accuracy(scores, labels, ks=(1, 3, 5))
+    for k in (1, 3, 5):
+        assert ours[k] == skm.top_k_accuracy_score(labels, scores, k=k, labels=np.arange(classes))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_f1_at_threshold_agrees_with_scikit_learn(seed):
+    rng = np.random.default_rng(seed)
+    scores = rng.random((60, 9))
+    targets = (rng.random((60, 9)) < 0.3).astype(int)
+    targets[:, 4] = 0  # a tag that never occurs: left out of the macro mean
+    ours = f1_at_threshold(scores, targets, 0.6)
+    predicted = (scores >= 0.6).astype(int)
+    p, r, f, _ = skm.precision_recall_fscore_support(targets, predicted, average="micro", zero_division=0.0)
+    present = targets.sum(axis=0) > 0
+    macro = skm.f1_score(targets[:, present], predicted[:, present], average="macro", zero_division=0.0)
+    assert (ours["precision"], ours["recall"], ours["f1_micro"]) == pytest.approx((p, r, f), abs=1e-12)
+    assert ours["f1_macro"] == pytest.approx(macro, abs=1e-12)
+
+
+def test_metrics_of_nothing_are_nan():
+    assert np.isnan(topk_accuracy(np.zeros((0, 3)), np.zeros(0))[1])
+    assert np.isnan(mean_class_accuracy(np.zeros(0), np.zeros(0), 3))
+    assert np.isnan(tag_average_precision(np.ones((2, 2)), np.zeros((2, 2)))["map_macro"])
+
+
+class _TextModel(torch.nn.Module):
+    """Reads tags (has a vocabulary): right on every image with all tags, half right with some,
+    always wrong with none. The loss is the mean of the labels, so that it is known exactly."""
+
+    config = {"vocab_size": 10}
+
+    def forward(self, images, input_ids=None, attention_mask=None):
+        labels = images[:, 0, 0, 0].long()
+        if input_ids is None:
+            guess = 1 - labels
+        elif (attention_mask.sum(dim=1) == 3).all():  # [CLS] and both tags
+            guess = labels
+        else:
+            guess = torch.tensor([0, 0, 0, 0])
+        return {"logits": torch.nn.functional.one_hot(guess, 2).float()}
+
+    def loss(self, out, batch):
+        return batch["label"].float().mean(), {}
+
+
+def _batches():
+    labels = torch.tensor([0, 1, 1, 0])
+    images = labels.float().view(4, 1, 1, 1).expand(4, 3, 2, 2).clone()
+    ids = torch.tensor([[2, 7, 8]] * 4)
+    return [{"image": images, "label": labels, "input_ids": ids, "attention_mask": torch.ones_like(ids)}]
+
+
+class _Tokenizer:
+    special_token_ids = frozenset({0, 1, 2, 3, 4})
+    pad_token_id = 0
+
+
 @pytest.mark.parametrize("modes", [("tags", "none"), ("none", "tags"), ("drop", "tags", "none")])
-def test_every_text_mode_keeps_its_own_metrics_whatever_the_order(modes, monkeypatch):
-    from animesion_lib import evaluate
+def test_every_text_mode_names_its_metrics_whatever_the_order(modes):
+    from animesion_lib.evaluation import evaluate_model
 
-    labels = np.array([0, 1, 1, 0])
-    # each mode gets outputs with a different accuracy: 1.0 with tags, 0.5 with some, 0.0 without
-    right = {"tags": [0, 1, 1, 0], "drop": [0, 1, 0, 1], "none": [1, 0, 0, 1]}
+    found = evaluate_model(_TextModel(), _batches(), 2, torch.device("cpu"), text_modes=modes,
+                           drop_fraction=1.0, tokenizer=_Tokenizer())
+    expected = {"tags.top1": 1.0, "drop100.top1": 0.5, "notags.top1": 0.0}
+    names = {"tags": "tags.top1", "drop": "drop100.top1", "none": "notags.top1"}
+    top1 = {k: v for k, v in found.metrics.items() if k.endswith("top1")}
+    assert top1 == {names[m]: expected[names[m]] for m in modes}
+    assert found.metrics[TextMode.parse(modes[0]).prefix(1.0) + "loss"] == 0.5
+    assert found.mode == TextMode.parse(modes[0])  # the confusion matrix is the first mode's
+    assert found.confusion.trace() == {"tags": 4, "drop": 2, "none": 0}[modes[0]]
 
-    def fake_outputs(model, loader, device, precision, mode, drop_fraction, tokenizer, progress=False):
-        return {"logits": np.eye(2)[right[mode]], "labels": labels, "loss": 0.0}
 
-    monkeypatch.setattr(evaluate, "collect_outputs", fake_outputs)
-    found = evaluate.evaluate_model(None, [], 2, torch.device("cpu"), text_modes=modes).metrics
-    expected = {"tags": 1.0, "drop": 0.5, "none": 0.0}
-    assert found["top1"] == expected[modes[0]]  # the first mode is unprefixed
-    for mode in modes[1:]:
-        assert found[evaluate.mode_prefix(mode, 0.5) + "top1"] == expected[mode]
+def test_a_model_that_reads_no_text_is_evaluated_once_without_prefix():
+    from animesion_lib.evaluation import evaluate_model
+
+    model = _TextModel()
+    model.config = {}
+    found = evaluate_model(model, _batches(), 2, torch.device("cpu"), text_modes=("tags", "none"))
+    assert set(found.metrics) == {"top1", "top5", "mean_class_acc", "loss"}
+    assert found.metrics["top1"] == 1.0 and found.mode is None
+
+
+def test_collect_outputs_weighs_each_batch_loss_by_its_size():
+    from animesion_lib.evaluation import collect_outputs
+
+    small = {k: v[:2] for k, v in _batches()[0].items()}  # labels [0, 1]: loss 0.5
+    full = _batches()[0]  # labels [0, 1, 1, 0]: loss 0.5
+    full["label"] = torch.tensor([1, 1, 1, 0])  # loss 0.75
+    out = collect_outputs(_TextModel(), [full, small], torch.device("cpu"), text_mode="tags")
+    assert out["loss"] == pytest.approx((0.75 * 4 + 0.5 * 2) / 6)
+    assert out["labels"].tolist() == [1, 1, 1, 0, 0, 1] and out["logits"].shape == (6, 2)

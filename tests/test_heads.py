@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -53,11 +55,18 @@ def test_cls_head_reads_only_the_last_layer_and_ifa_reads_all():
 def test_exclusion_loss_is_highest_for_identical_layers():
     torch.manual_seed(0)
     same = torch.randn(4, 1, 16).expand(4, 5, 16)
-    different = torch.randn(4, 5, 16) * 3
     assert layer_exclusion_loss(same).item() == pytest.approx(1.0)
-    assert layer_exclusion_loss(different).item() < 0.5
-    # a smaller temperature sharpens the distributions, so different layers look more different
-    assert layer_exclusion_loss(different, temperature=0.5) < layer_exclusion_loss(different, temperature=2.0)
+
+
+@pytest.mark.parametrize("temperature,expected", [
+    (1.0, 3 ** 0.5 / 2),  # p = (1/2, 1/2), q = (3/4, 1/4): KL = ln(4/3) / 2
+    (0.5, 3 / 5),  # q = (9/10, 1/10): KL = ln(25/9) / 2, sharper, so further apart
+    (2.0, 2 * 3 ** 0.25 / (1 + 3 ** 0.5)),  # q = (√3, 1) / (1 + √3): softer, so closer
+])
+def test_exclusion_loss_by_hand(temperature, expected):
+    """Two layers whose softened [CLS] are known distributions: the loss is exp(-KL) exactly."""
+    layers = torch.tensor([[[0.0, 0.0], [math.log(3), 0.0]]])
+    assert layer_exclusion_loss(layers, temperature=temperature).item() == pytest.approx(expected, rel=1e-6)
 
 
 def test_exclusion_loss_gradient_pushes_layers_apart():
@@ -76,9 +85,12 @@ def test_exclusion_loss_gradient_pushes_layers_apart():
 
 
 def test_exclusion_loss_distance():
-    tokens = torch.randn(2, 4, 8)
-    tokens[:, 2] = tokens[:, 0]  # layers 0 and 2 identical: distance 2 sees it, distance 1 not
-    assert layer_exclusion_loss(tokens, distance=2) > layer_exclusion_loss(tokens, distance=1)
+    a, b = [0.0, 0.0], [math.log(3), 0.0]
+    tokens = torch.tensor([[a, b, a, b]])  # layers i and i+2 identical: distance 2 sees only that
+    assert layer_exclusion_loss(tokens, distance=2).item() == pytest.approx(1.0)
+    # distance 1 compares a->b, b->a, a->b: exp(-KL(a||b)) = √3/2, exp(-KL(b||a)) = 1.5^-0.75 · 2^0.25
+    expected = (2 * 3 ** 0.5 / 2 + 1.5 ** -0.75 * 2 ** 0.25) / 3
+    assert layer_exclusion_loss(tokens, distance=1).item() == pytest.approx(expected, rel=1e-6)
     with pytest.raises(ValueError, match="distance"):
         layer_exclusion_loss(tokens, distance=4)
 
@@ -104,9 +116,12 @@ def test_asymmetric_loss_is_bce_without_focusing_and_clip():
 def test_asymmetric_loss_discounts_easy_negatives():
     logits = torch.full((1, 4), -3.0)  # confidently negative
     targets = torch.zeros(1, 4)
-    bce = F.binary_cross_entropy_with_logits(logits, targets)
-    assert asymmetric_loss(logits, targets) < 0.01 * bce
-    assert asymmetric_loss(logits, targets, clip=0.1) == 0.0, "p < clip: the negative is dropped"
+    p = 1 / (1 + math.exp(3))  # σ(-3) = 0.047
+    bce = -math.log(1 - p)
+    assert F.binary_cross_entropy_with_logits(logits, targets).item() == pytest.approx(bce)
+    # no margin: the negative's loss is scaled by p^γ- (γ- = 4), 2e-5 of its BCE
+    assert asymmetric_loss(logits, targets, clip=0.0).item() == pytest.approx(p ** 4 * bce, rel=1e-5)
+    assert asymmetric_loss(logits, targets).item() == 0.0, "p < clip (0.05): the negative is dropped"
 
 
 def test_tag_loss_kind_in_model():

@@ -109,18 +109,18 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_checkpoint(tiny, tmp_pa
 
 
 def test_multimodal_run_saves_tokenizer_and_evaluates_the_same(tiny, tmp_path):
-    from animesion_lib.evaluate import evaluate_checkpoint
+    from animesion_lib.evaluation import evaluate_checkpoint
 
     summary = train(_cfg(tiny, tmp_path, model="vilt_micro_p8", predict_tags=True, mask_schedule="cosine",
                          epochs=1, eval_text_modes="tags,none"))
     last = ckpt.latest_checkpoint(tmp_path)
     assert (last / "tokenizer.json").is_file() and (last / "tag_vocab.json").is_file()
     m = summary["metrics"]
-    assert {"val_top1", "val_notags.top1", "val_tag_map_macro", "val_tag_f1_tuned"} <= set(m)
+    assert {"val_tags.top1", "val_notags.top1", "val_tags.tag_map_macro", "val_tags.tag_f1_tuned"} <= set(m)
     again = evaluate_checkpoint(tmp_path, split="val", text_modes=["tags", "none"], threshold_split=None,
                                 progress=False).metrics
-    assert again["loss"] == pytest.approx(m["val_loss"], rel=1e-5)
-    assert again["tag_map_macro"] == pytest.approx(m["val_tag_map_macro"], rel=1e-6)
+    assert again["tags.loss"] == pytest.approx(m["val_tags.loss"], rel=1e-5)
+    assert again["tags.tag_map_macro"] == pytest.approx(m["val_tags.tag_map_macro"], rel=1e-6)
     assert again["notags.top1"] == pytest.approx(m["val_notags.top1"])
 
 

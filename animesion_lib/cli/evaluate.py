@@ -4,8 +4,9 @@
     animesion evaluate --checkpoint runs/vilt --split test --experiment vilt_curriculum --profile cpu
 
 The data, layout, image size and tokenizer default to the training run's. Multimodal models are
-evaluated with tags, without tags and with a fraction dropped; the tuned tag threshold is chosen
-on --threshold-split and applied unchanged to --split.
+evaluated with tags, without tags and with a fraction dropped, each metric named with its mode
+(tags.top1, notags.top1, drop50.top1; an image-only model's are unprefixed: top1); the tuned tag
+threshold is chosen on --threshold-split and applied unchanged to --split.
 """
 
 from __future__ import annotations
@@ -41,11 +42,11 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     import pandas as pd
 
-    from animesion_lib.evaluate import evaluate_checkpoint
+    from animesion_lib.evaluation import evaluate_checkpoint
 
     evaluation = evaluate_checkpoint(
         args.checkpoint, data=args.data, split=args.split, layout=args.layout, batch_size=args.batch_size,
-        text_modes=args.text_modes.split(",") if args.text_modes else None, drop_fraction=args.drop_fraction,
+        text_modes=args.text_modes or None, drop_fraction=args.drop_fraction,
         tag_threshold=args.tag_threshold,
         threshold_split=None if args.threshold_split in ("none", "") else args.threshold_split,
         device=args.device, precision=args.precision, num_workers=args.num_workers,

@@ -70,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
-    from animesion_lib.evaluate import annotate_image, predict_images
+    from animesion_lib.annotate import annotate_image
+    from animesion_lib.prediction import predict_images
 
     tags = [t.strip() for t in args.tags.split(",") if t.strip()] if args.tags else None
     predictions, skipped = predict_images(args.checkpoint, args.images, top_k=args.top_k, tags=tags,
