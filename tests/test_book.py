@@ -17,10 +17,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from animesion_lib.book_runner import NOTEBOOKS, ensure_synthetic
+from animesion_book.runner import ensure_synthetic
 from animesion_lib.results import load_record, load_records
 from conftest import REPO
 
+NOTEBOOKS = REPO / "notebooks"
 EXPERIMENTS = "book/experiments/"
 RESULTS = REPO / "results"
 CPU_RECORDS = RESULTS / "cpu"
@@ -143,7 +144,7 @@ def build_book(dest: Path, toc: dict, notebooks: list[str]) -> subprocess.Comple
     copy_book_sources(dest, toc)
     ensure_synthetic(REPO / "data" / "synthetic-smoke", "smoke")
     run = subprocess.run(
-        [sys.executable, "-m", "animesion_lib.book_runner", "--profile", "smoke", "--only", *notebooks,
+        [sys.executable, "-m", "animesion_book.runner", "--profile", "smoke", "--only", *notebooks,
          "--output-dir", str(dest / "book" / "experiments"), "--results-dir", str(dest / "results")],
         cwd=REPO, capture_output=True, text=True, timeout=1500,
     )
