@@ -105,6 +105,6 @@ def browser_page(chromium_browser, screenshot_root: Path, request: pytest.Fixtur
         yield page
     finally:
         try:
-            page.screenshot(path=str(page.screenshot_dir / "last.png"), full_page=True)
+            page.screenshot(path=str(page.screenshot_dir / "last.png"))  # the viewport: cheap, for failures
         finally:
             context.close()

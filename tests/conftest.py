@@ -22,4 +22,4 @@ def holo14() -> Path:
         pytest.skip(f"real face crops not found at {root} (set ANIMESION_REAL_DATA to use them)")
     return root
 
-pytest_plugins = ["browser_fixtures"]  # headless Chromium: the browser_page fixture and the browser marker
+pytest_plugins = ["browser_fixtures", "book_fixtures"]  # headless Chromium (browser_page); the smoke book
