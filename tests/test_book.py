@@ -4,7 +4,8 @@
 * ``results/cpu/`` holds a valid record for every experiment chapter. PENDING until the lead's
   final cpu run of the whole book commits ``results/cpu/`` — until then this test fails, on purpose.
 * (slow) The book builds with no warnings from notebooks executed at the smoke profile, in a
-  temporary copy of the book sources, with an HTML page for every entry of the TOC.
+  temporary copy of the book sources (``book_fixtures.smoke_book``, shared with the browser test),
+  with an HTML page for every entry of the TOC and no machine's paths in any page.
 """
 
 from __future__ import annotations
