@@ -45,7 +45,7 @@ data: setup
 	$(VENV)/bin/animesion make-synthetic --out $(SYNTHETIC) --profile $(SYNTHETIC_PRESET) --if-stale
 
 notebooks: setup data
-	$(PY) -m animesion_lib.book_runner --profile $(PROFILE) --synthetic $(SYNTHETIC) --real-data $(REAL_DATA)
+	$(PY) -m animesion_book.runner --profile $(PROFILE) --synthetic $(SYNTHETIC) --real-data $(REAL_DATA)
 
 html: setup
 	$(VENV)/bin/jupyter-book build . --warningiserror --keep-going
@@ -55,7 +55,7 @@ book: notebooks html
 
 reproduce: setup
 	@test -n "$(DATA)" || (echo "usage: make reproduce PROFILE=paper DATA=/path/to/dafre" && exit 2)
-	$(PY) -m animesion_lib.book_runner --profile $(PROFILE) --synthetic $(SYNTHETIC) --real-data $(DATA)
+	$(PY) -m animesion_book.runner --profile $(PROFILE) --synthetic $(SYNTHETIC) --real-data $(DATA)
 
 # after `make book` rewrote results/$(PROFILE)/: every number against its seed noise, every changed verdict
 reproduction-report: setup

@@ -4,51 +4,23 @@
 * ``results/cpu/`` holds a valid record for every experiment chapter. PENDING until the lead's
   final cpu run of the whole book commits ``results/cpu/`` — until then this test fails, on purpose.
 * (slow) The book builds with no warnings from notebooks executed at the smoke profile, in a
-  temporary copy of the book sources, with an HTML page for every entry of the TOC.
+  temporary copy of the book sources (``book_fixtures.smoke_book``, shared with the browser test),
+  with an HTML page for every entry of the TOC and no machine's paths in any page.
 """
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
-from animesion_lib.book_runner import NOTEBOOKS, ensure_synthetic
 from animesion_lib.results import load_record, load_records
+from book_fixtures import EXPERIMENTS, NOTEBOOKS, experiment_chapters, read_toc, toc_files
 from conftest import REPO
 
-EXPERIMENTS = "book/experiments/"
 RESULTS = REPO / "results"
 CPU_RECORDS = RESULTS / "cpu"
-
-
-def toc_files(toc: dict) -> list[str]:
-    """Every file of a jb-book TOC (root first), as written there (no suffix)."""
-    files = [toc["root"]]
-
-    def walk(entries: list[dict]) -> None:
-        for entry in entries or []:
-            if "file" in entry:
-                files.append(entry["file"])
-            walk(entry.get("sections", []))
-
-    for part in toc.get("parts", []):
-        walk(part.get("chapters", []))
-    walk(toc.get("chapters", []))
-    return files
-
-
-def read_toc() -> dict:
-    return yaml.safe_load((REPO / "_toc.yml").read_text())
-
-
-def experiment_chapters(toc: dict) -> list[str]:
-    """Notebook names of the experiment chapters, e.g. ``["01_datasets", "02_recognition", ...]``."""
-    return [f[len(EXPERIMENTS):] for f in toc_files(toc) if f.startswith(EXPERIMENTS)]
 
 
 def chapter_stem(notebook: str) -> str:
@@ -124,37 +96,6 @@ def check_cpu_records(results: Path, toc: dict) -> None:
 # -------------------------------------------------------------------------------- the build
 
 
-def copy_book_sources(dest: Path, toc: dict) -> None:
-    """The book's sources (config, TOC, chapters, bibliography, quoted figures) into ``dest``."""
-    (dest / "book").mkdir(parents=True, exist_ok=True)
-    shutil.copy(REPO / "_config.yml", dest / "_config.yml")
-    (dest / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False))
-    for path in (REPO / "book").iterdir():
-        if path.is_file() and path.suffix in (".md", ".bib", ".yml"):
-            shutil.copy(path, dest / "book" / path.name)
-
-
-def build_book(dest: Path, toc: dict, notebooks: list[str]) -> subprocess.CompletedProcess:
-    """Execute ``notebooks`` at the smoke profile into ``dest/book/experiments`` and build ``dest``.
-
-    Records go to ``dest/results`` (never into the repository's results/); runs and the synthetic
-    smoke dataset are the repository's usual ones (../runs/smoke, data/synthetic-smoke).
-    """
-    copy_book_sources(dest, toc)
-    ensure_synthetic(REPO / "data" / "synthetic-smoke", "smoke")
-    run = subprocess.run(
-        [sys.executable, "-m", "animesion_lib.book_runner", "--profile", "smoke", "--only", *notebooks,
-         "--output-dir", str(dest / "book" / "experiments"), "--results-dir", str(dest / "results")],
-        cwd=REPO, capture_output=True, text=True, timeout=1500,
-    )
-    assert run.returncode == 0, "the smoke run of the notebooks failed:\n" + run.stdout[-4000:] + run.stderr[-4000:]
-    jupyter_book = Path(sys.executable).with_name("jupyter-book")
-    return subprocess.run(
-        [str(jupyter_book), "build", str(dest), "--warningiserror", "--keep-going"],
-        cwd=dest, capture_output=True, text=True, timeout=900,
-    )
-
-
 def check_build(dest: Path, toc: dict, build: subprocess.CompletedProcess) -> None:
     log = build.stdout + build.stderr
     warnings = [line for line in log.splitlines() if "WARNING" in line or "ERROR" in line]
@@ -168,15 +109,14 @@ def check_build(dest: Path, toc: dict, build: subprocess.CompletedProcess) -> No
 
 @pytest.mark.slow
 @pytest.mark.timeout(2400)
-def test_the_book_builds_without_warnings_from_smoke_outputs(tmp_path):
-    toc = read_toc()
-    notebooks = experiment_chapters(toc)
-    sources = {p.stem for p in NOTEBOOKS.glob("[0-9]*.ipynb")}
-    missing = [n for n in notebooks if n not in sources]
-    assert not missing, f"cannot build the book: these TOC chapters have no notebook in notebooks/ yet: {missing}"
-    build = build_book(tmp_path, toc, notebooks)
-    check_build(tmp_path, toc, build)
+def test_the_book_builds_without_warnings_from_smoke_outputs(smoke_book):
+    check_build(smoke_book.root, smoke_book.toc, smoke_book.build)
+    html = smoke_book.root / "_build" / "html"
     # equations render offline: the pages load MathJax from the book itself, not from a CDN
-    methods = (tmp_path / "_build" / "html" / "book" / "methods.html").read_text()
+    methods = (html / "book" / "methods.html").read_text()
     assert "_static/tex-mml-chtml.js" in methods and "cdn.jsdelivr" not in methods
-    assert (tmp_path / "_build" / "html" / "_static" / "output" / "chtml" / "fonts" / "woff-v2").is_dir()
+    assert (html / "_static" / "output" / "chtml" / "fonts" / "woff-v2").is_dir()
+    # no machine's paths: neither the repository's nor the build folder's
+    for page in html.rglob("*.html"):
+        text = page.read_text()
+        assert str(REPO) not in text and str(smoke_book.root) not in text, f"{page.name} shows a machine path"
