@@ -1,0 +1,67 @@
+"""The chapters' experiment modules, at a size that trains in seconds."""
+
+import pytest
+
+from animesion_lib.data.synthetic import SyntheticConfig, make_synthetic
+from animesion_lib.experiments.parallel import train_many
+from animesion_lib.experiments.recognition import RecognitionPlan, arm_name, arms, run_recognition, summarise
+from animesion_lib.pretraining import SourceUniverse
+from animesion_lib.results import load_records
+
+
+@pytest.fixture(scope="module")
+def target(tmp_path_factory):
+    root = tmp_path_factory.mktemp("target")
+    make_synthetic(root, SyntheticConfig.from_profile("smoke", progress=False, card=False))
+    return root
+
+
+def plan_for(target, tmp_path, **kw):
+    settings = dict(data=str(target), results_dir=str(tmp_path / "results"), runs_dir=str(tmp_path / "runs"),
+                    seeds=[0, 1], vit_kwargs={"embed_dim": 32, "depth": 2, "num_heads": 2}, epochs=1,
+                    pretrain_epochs=1, universe=SourceUniverse(classes=14, images=320, seed=7),
+                    cache_dir=str(tmp_path / "cache"), batch_size=32)
+    return RecognitionPlan(**{**settings, **kw})
+
+
+def test_arm_names():
+    assert arm_name("recognition-syn-vit-ifa+excl-s12") == "vit-ifa+excl"
+    assert arm_name("recognition-syn-vit-cls-scratch-s0") == "vit-cls-scratch"
+    assert arm_name("recognition-syn-resnet18") == "resnet18"
+
+
+def test_arms_fine_tune_every_head_and_keep_one_scratch_twin(target, tmp_path):
+    runs = arms(plan_for(target, tmp_path, cnn_models=["resnet18"]), weights="w.safetensors")
+    names = [r.experiment for r in runs]
+    assert names == ["recognition-syn-vit-cls-s0", "recognition-syn-vit-ifa-s0", "recognition-syn-vit-ifa+excl-s0",
+                     "recognition-syn-vit-cls-scratch-s0", "recognition-syn-vit-cls-s1", "recognition-syn-vit-ifa-s1",
+                     "recognition-syn-vit-ifa+excl-s1", "recognition-syn-vit-cls-scratch-s1", "recognition-syn-resnet18"]
+    assert [r.pretrained_path for r in runs[:4]] == ["w.safetensors"] * 3 + [None]
+    assert [r.exclusion_weight for r in runs[:3]] == [0.0, 0.0, 0.1]
+    assert runs[-1].pretrained_path is None and runs[-1].model == "resnet18"
+    assert [r.experiment for r in arms(plan_for(target, tmp_path), weights=None)][:4] == names[:3] + names[4:5]
+
+
+@pytest.mark.slow
+def test_run_and_summarise_in_two_processes(target, tmp_path):
+    summaries = run_recognition(plan_for(target, tmp_path, processes=2))
+    assert len(summaries) == 8 and all(s["record"] for s in summaries)
+    records = load_records(tmp_path / "results", "smoke")
+    table, verdicts = summarise(records, baseline=0.5)
+    assert list(table.index) == ["vit-cls", "vit-ifa", "vit-ifa+excl", "vit-cls-scratch"]
+    assert (table.seeds == 2).all()
+    # one epoch cannot show a plateau, and two seeds are too few: every verdict is inconclusive
+    assert set(verdicts) == {"vit-ifa vs vit-cls", "vit-ifa+excl vs vit-cls", "pretrained vs scratch"}
+    for verdict in verdicts.values():
+        assert verdict.status == "inconclusive"
+        assert "2 paired seeds, fewer than 3" in verdict.reasons
+    fine_tuned = records[records.experiment == "recognition-syn-vit-cls-s0"].iloc[0]
+    assert fine_tuned["config.pretrained_path"].endswith("backbone.safetensors")
+
+
+def test_train_many_in_process_keeps_order(target, tmp_path):
+    plan = plan_for(target, tmp_path, seeds=[0], pretrain_epochs=0, processes=1)
+    summaries = train_many(arms(plan, None)[:2], processes=1)
+    assert [s["config"]["experiment"] for s in summaries] == ["recognition-syn-vit-cls-s0", "recognition-syn-vit-ifa-s0"]
+    assert list(load_records(tmp_path / "results", "smoke").experiment) == [
+        "recognition-syn-vit-cls-s0", "recognition-syn-vit-ifa-s0"]
