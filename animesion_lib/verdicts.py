@@ -132,3 +132,23 @@ def compare(a: Arm, b: Arm, min_seeds: int = MIN_SEEDS, z: float = Z, unit: str 
     else:
         status, text = "no effect", f"{a.name} and {b.name} do not differ beyond seed noise: {size}"
     return Verdict(status, text, diff, se, n, ())
+
+
+def record_verdicts(verdicts: Mapping[str, Verdict], *, experiment: str, profile: str, results_dir: str,
+                    config: Mapping[str, object] | None = None, data_fingerprint: str | None = None) -> str:
+    """Write a chapter's verdicts as a results record (``kind: "verdicts"``), so that the
+    reproduction report can tell when a fresh run changes one; returns the record's path.
+
+    Its metrics are each verdict's paired difference and standard error.
+    """
+    from animesion_lib.results import make_record, write_record
+
+    metrics = {}
+    for key, v in verdicts.items():
+        metrics[f"{key}.difference"] = None if math.isnan(v.difference) else v.difference
+        metrics[f"{key}.standard_error"] = None if math.isnan(v.standard_error) else v.standard_error
+    record = make_record(experiment=experiment, profile=profile, kind="verdicts", config=dict(config or {}),
+                         seed=0, metrics=metrics, wall_time_s=0.0, data_fingerprint=data_fingerprint,
+                         verdicts={k: {"status": v.status, "text": v.text, "seeds": v.seeds,
+                                       "reasons": list(v.reasons)} for k, v in verdicts.items()})
+    return str(write_record(record, results_dir))

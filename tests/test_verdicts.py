@@ -75,3 +75,19 @@ def test_too_few_seeds_or_no_plateau_is_inconclusive():
 ])
 def test_plateau_rule(curve, expected):
     assert plateaued(curve) is expected
+
+
+def test_verdicts_are_recorded_for_the_reproduction_report(tmp_path):
+    import json
+
+    from animesion_lib.verdicts import record_verdicts
+
+    v = {"ifa vs cls": compare(arm("IFA", [0.71, 0.74, 0.72]), arm("[CLS]", [0.70, 0.71, 0.70])),
+         "one seed": compare(arm("A", [0.8]), arm("B", [0.7]))}
+    path = record_verdicts(v, experiment="recognition-verdicts", profile="cpu", results_dir=str(tmp_path))
+    record = json.loads(open(path).read())
+    assert record["kind"] == "verdicts"
+    assert record["verdicts"]["ifa vs cls"] == {"status": "better", "seeds": 3, "reasons": [],
+                                                "text": "IFA beats [CLS] by +2.0 points (± 0.6 SE, 3 paired seeds)"}
+    assert record["metrics"]["ifa vs cls.difference"] == pytest.approx(0.02)
+    assert record["metrics"]["one seed.standard_error"] is None

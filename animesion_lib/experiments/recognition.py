@@ -43,8 +43,13 @@ class RecognitionPlan:
     epochs: int = 1               # fine-tuning epochs (and from-scratch epochs)
     lr: float = 1e-3
     pretrain_epochs: int = 1      # 0: no transfer, the heads train from scratch
+    pretrained_path: str | None = None  # real pretrained weights (e.g. ImageNet-21k) instead of the source universe
     universe: SourceUniverse = SourceUniverse()
-    scratch: bool = True          # the [CLS] ViT from scratch beside the fine-tuned ones
+    scratch: bool = True          # the [CLS] ViT from scratch beside the fine-tuned ones ...
+    scratch_epochs: int = 1       # ... trained to its own plateau (from scratch needs more epochs)
+    scratch_lr: float = 1e-3
+    real_data: str | None = None  # real face crops (DAF:re layout): each head fine-tuned there too
+    real_epochs: int = 1
     cnn_models: list[str] = field(default_factory=list)
     cnn_epochs: int = 1
     cnn_lr: float = 1e-3
@@ -68,7 +73,10 @@ class RecognitionPlan:
 
 
 def pretrained_weights(plan: RecognitionPlan) -> str | None:
-    """The source-universe backbone (trained once, then cached), or None without transfer."""
+    """The source-universe backbone (trained once, then cached), the plan's own pretrained weights
+    file when it names one, or None without transfer."""
+    if plan.pretrained_path:
+        return plan.pretrained_path
     if plan.pretrain_epochs <= 0:
         return None
     config = plan.base("pretrain", model=plan.vit_model, model_kwargs=plan.vit_kwargs, epochs=plan.pretrain_epochs,
@@ -85,8 +93,12 @@ def arms(plan: RecognitionPlan, weights: str | None) -> list[TrainConfig]:
             excl = plan.exclusion_weight if head == "ifa+excl" else 0.0
             runs.append(plan.base(f"syn-vit-{head}-s{seed}", seed=seed, exclusion_weight=excl, **vit, **kw))
         if plan.scratch and weights is not None:
-            runs.append(plan.base(f"syn-vit-cls-scratch-s{seed}", seed=seed, **{**vit, "pretrained_path": None}))
+            runs.append(plan.base(f"syn-vit-cls-scratch-s{seed}", seed=seed, epochs=plan.scratch_epochs,
+                                  lr=plan.scratch_lr, **{**vit, "pretrained_path": None}))
     runs += [plan.base(f"syn-{cnn}", model=cnn, epochs=plan.cnn_epochs, lr=plan.cnn_lr) for cnn in plan.cnn_models]
+    if plan.real_data:  # synthetic source -> real faces: the domain shift, one seed per head
+        runs += [plan.base(f"real-vit-{head}", data=plan.real_data, epochs=plan.real_epochs, head=head, **vit)
+                 for head in ("cls", "ifa")]
     return runs
 
 
@@ -110,6 +122,8 @@ def summarise(records: pd.DataFrame, baseline: float, metric: str = "metrics.tes
     8×8-thumbnail logistic regression's test accuracy on the same split.
     """
     syn = records[records.experiment.str.startswith("recognition-syn-")].copy()
+    if syn.empty:
+        raise ValueError("no recognition-syn-* records: run_recognition first")
     syn["arm"] = syn.experiment.map(arm_name)
     syn["plateau"] = syn.curves.map(lambda rows: plateaued([r.get("val_top1") for r in rows]))
     rows, scored = [], {}
