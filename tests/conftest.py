@@ -21,3 +21,5 @@ def holo14() -> Path:
     if not (root / "labels" / "train.csv").is_file():
         pytest.skip(f"real face crops not found at {root} (set ANIMESION_REAL_DATA to use them)")
     return root
+
+pytest_plugins = ["browser_fixtures"]  # headless Chromium: the browser_page fixture and the browser marker
