@@ -143,3 +143,64 @@ def test_a_run_without_checkpoints_is_not_listed(tmp_path, trained):
     assert runs_for_data(tmp_path, trained[0]) == {}
     with pytest.raises(ValueError, match="no run to explore"):
         ModelExplorer({})
+
+
+# ------------------------------------------------------------------------------ dataset explorer
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory):
+    from animesion_lib.data.synthetic import SyntheticConfig, make_synthetic
+
+    root = tmp_path_factory.mktemp("synthetic") / "data"
+    make_synthetic(root, SyntheticConfig(classes=8, images=120, size=16, min_per_class=5, seed=3, card=False,
+                                         progress=False))
+    return root
+
+
+def test_twin_pairs_are_the_generators_pairs_with_what_differs(synthetic):
+    import json
+
+    from animesion_lib.explore_data import twin_pairs
+
+    table = {c["name"]: c for c in json.loads((synthetic / "characters.json").read_text())}
+    pairs = twin_pairs(synthetic)
+    assert len(pairs) == sum(bool(c["twin_of"]) for c in table.values()) // 2 > 0
+    for a, b, what in pairs:
+        assert a < b and table[a]["twin_of"] == b and table[b]["twin_of"] == a
+        key = what.split(":")[0]
+        assert table[a]["attributes"][key] != table[b]["attributes"][key]
+
+
+def test_images_per_class_counts_every_split(synthetic):
+    import json
+
+    from animesion_lib.explore_data import images_per_class
+
+    recorded = {c["name"]: c["images"] for c in json.loads((synthetic / "characters.json").read_text())}
+    assert dict(images_per_class(synthetic)) == recorded
+    assert sum(recorded.values()) == 120
+
+
+def test_real_images_are_drawn_only_in_a_live_session(trained, synthetic, monkeypatch):
+    from animesion_lib.explore_data import check_may_show_images, plot_class
+
+    monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
+    check_may_show_images(synthetic)  # synthetic: always
+    with pytest.raises(DatasetError, match="real images are shown only in a live JupyterLab session"):
+        plot_class(trained[0], "char_0")
+    monkeypatch.setenv("JPY_SESSION_NAME", "08_inference.ipynb")
+    figure = plot_class(trained[0], "char_0", images=5)
+    assert sum(bool(ax.images) for ax in figure.axes) == 5
+
+
+def test_the_dataset_explorer_draws_the_picked_class(synthetic):
+    from animesion_lib.explore_data import DatasetExplorer, class_names, images_per_class, plot_long_tail, plot_twins
+
+    explorer = DatasetExplorer(synthetic)
+    largest, size = images_per_class(synthetic).most_common(1)[0]
+    assert explorer.picker.value == largest and explorer.picker.options[0][0] == f"{largest} ({size})"
+    explorer.picker.value = class_names(synthetic)[1]
+    tail = plot_long_tail(synthetic, highlight=class_names(synthetic)[1])
+    assert tail.axes[0].get_legend().get_texts()[0].get_text() == class_names(synthetic)[1]
+    assert sum(bool(ax.images) for ax in plot_twins(synthetic, pairs=1).axes) == 2
