@@ -148,7 +148,7 @@ def attention_overlay(image: Image.Image, attention: np.ndarray, alpha: float = 
     scaled = attention / max(float(attention.max()), 1e-12)
     heat = Image.fromarray((colormaps["inferno"](scaled)[..., :3] * 255).astype(np.uint8))
     base = image.convert("RGB")
-    return Image.blend(base, heat.resize(base.size, Image.Resampling.BILINEAR), alpha)
+    return Image.blend(base, heat.resize(base.size, Image.Resampling.NEAREST), alpha)  # one square per patch
 
 
 # ------------------------------------------------------------------------------ questions, tables
