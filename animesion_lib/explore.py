@@ -231,6 +231,9 @@ def png_bytes(image: Image.Image, width: int | None = None) -> bytes:
 # ----------------------------------------------------------------------------------------- widget
 
 
+SHOWN_TAGS = 12  # the widget's tag table: the most likely ones (an undertrained model passes hundreds)
+
+
 class ModelExplorer:
     """The JupyterLab widget: a run, a test image or an upload, the tags given, top-k, attention.
 
@@ -253,7 +256,8 @@ class ModelExplorer:
         self.own_tags = w.Button(description="give its own tags")
         self.top_k = w.IntSlider(top_k, 1, 20, description="top-k")
         self.attention = w.Checkbox(True, description="attention overlay")
-        self.picture, self.tables, self.status = w.Image(format="png", width=192), w.HTML(), w.HTML()
+        self.picture = w.Image(format="png", width=192, layout=w.Layout(min_width="192px"))
+        self.tables, self.status = w.HTML(), w.HTML()
         self._source = "test"
         self.run_picker.observe(lambda _: self._pick_run(), "value")
         self.image_picker.observe(lambda _: self._pick("test"), "value")
@@ -263,7 +267,8 @@ class ModelExplorer:
         self.own_tags.on_click(lambda _: self._give_own_tags())
         controls = w.VBox([self.run_picker, w.HBox([self.image_picker, self.upload]),
                            w.HBox([self.tags, self.own_tags]), w.HBox([self.top_k, self.attention])])
-        self.widget = w.VBox([controls, w.HBox([self.picture, self.tables]), self.status])
+        answer = w.HBox([self.picture, self.tables], layout=w.Layout(align_items="flex-start"))  # no stretched picture
+        self.widget = w.VBox([controls, answer, self.status])
         self._pick_run()
 
     @property
@@ -319,7 +324,9 @@ class ModelExplorer:
         answer = run.answer(image, tags, self.top_k.value, attention=self.attention.value)
         parts = [f"<h4>{name}</h4>", prediction_table(answer, truth).to_html(classes="animesion-prediction")]
         if run.tag_vocab is not None:
-            parts += ["<h4>predicted tags</h4>", tag_table(answer, sample.tags if sample else None).to_html(index=False)]
+            tags_found = tag_table(answer, sample.tags if sample else None)
+            parts += [f"<h4>predicted tags ({len(tags_found)} above {run.tag_threshold:.2f}; the first {SHOWN_TAGS})</h4>",
+                      tags_found.head(SHOWN_TAGS).to_html(index=False)]
         if run.multimodal:
             candidates = [t for t, _ in answer.tags if t not in tags][:3]
             parts += ["<h4>as tags are taken away or added</h4>",
