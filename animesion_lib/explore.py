@@ -71,8 +71,8 @@ class LoadedRun:
     @property
     def has_attention(self) -> bool:
         """Whether the backbone is a timm ViT (blocks with a qkv attention) whose [CLS] attention can be shown."""
-        blocks = getattr(self.model.backbone, "blocks", None)
-        return blocks is not None and hasattr(blocks[-1].attn, "qkv")
+        blocks = getattr(getattr(self.model, "backbone", None), "blocks", None)  # EfficientNet has blocks too
+        return blocks is not None and hasattr(getattr(blocks[-1], "attn", None), "qkv")
 
     @torch.no_grad()
     def answer_many(self, image: Image.Image, tag_lists: Sequence[Sequence[str]], top_k: int = 5,
