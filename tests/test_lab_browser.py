@@ -89,6 +89,7 @@ def _stop(process: subprocess.Popen, kernels: list[int]) -> list[int]:
 @pytest.fixture
 def lab(tmp_path):
     """A JupyterLab serving the prepared notebook; yields its address, token, folder and environment."""
+    pytest.importorskip("jupyterlab", reason="JupyterLab is not installed (it is in the book extra: make setup)")
     from animesion_lib.cli.lab import lab_command, lab_environment
 
     folder, work = tmp_path / "notebooks", tmp_path / "work"
