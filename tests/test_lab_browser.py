@@ -176,4 +176,6 @@ def test_jupyterlab_runs_the_inference_chapter_and_its_explorer_answers_an_uploa
     errors = [cell for cell in page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
               .all_inner_texts() if "Traceback" in cell]
     assert not errors, errors[0][-2000:]
+    assert not page.blocked_requests, f"JupyterLab tried to reach the network: {page.blocked_requests[:5]}"
+    assert not page.console_errors, page.console_errors[:5]
 
