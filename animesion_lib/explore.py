@@ -77,29 +77,47 @@ class LoadedRun:
     @torch.no_grad()
     def answer_many(self, image: Image.Image, tag_lists: Sequence[Sequence[str]], top_k: int = 5,
                     attention: bool = False) -> list[Answer]:
-        """The answers for ``image`` given each tag list in turn (one forward pass for all)."""
+        """The answers for ``image`` given each tag list in turn, in one batch per kind of input.
+
+        An empty tag list means no text input at all (image only), as ``animesion predict`` does,
+        so those rows run apart from the rows with tags.
+        """
         start = time.perf_counter()
-        images = self.transform(image.convert("RGB")).unsqueeze(0).expand(len(tag_lists), -1, -1, -1)
+        pixels = self.transform(image.convert("RGB"))
+        with_text = [bool(tags) and self.multimodal for tags in tag_lists]
+        outputs: list[tuple] = [()] * len(tag_lists)
+        for group in (True, False):
+            rows = [i for i, w in enumerate(with_text) if w == group]
+            if rows:
+                texts = [list(tag_lists[i]) for i in rows] if group else None
+                for i, out in zip(rows, self._forward(pixels, len(rows), texts, attention)):
+                    outputs[i] = out
+        seconds = (time.perf_counter() - start) / len(tag_lists)
+        return [self._answer(*out, top_k=top_k, seconds=seconds) for out in outputs]
+
+    def _forward(self, pixels: torch.Tensor, n: int, tag_lists: list[list[str]] | None,
+                 attention: bool) -> list[tuple]:
+        """``(class probabilities, tag probabilities or None, attention map or None)`` per row."""
         ids = mask = None
-        if self.multimodal and any(tag_lists):
-            text = self.tokenizer.encode_batch([list(t) for t in tag_lists], max_length=self.max_text_len)
+        if tag_lists is not None:
+            text = self.tokenizer.encode_batch(tag_lists, max_length=self.max_text_len)
             ids, mask = text["input_ids"].to(self.device), text["attention_mask"].to(self.device)
         with capture_last_qkv(self.model) if attention and self.has_attention else nullcontext({}) as qkv:
-            out = self.model(images.to(self.device), input_ids=ids, attention_mask=mask)
-        maps = cls_patch_attention(self.model.backbone, qkv["qkv"]) if qkv else [None] * len(tag_lists)
+            out = self.model(pixels.unsqueeze(0).expand(n, -1, -1, -1).to(self.device), input_ids=ids,
+                             attention_mask=mask)
+        maps = cls_patch_attention(self.model.backbone, qkv["qkv"]).numpy() if qkv else [None] * n
         probs = out["logits"].float().softmax(dim=1).cpu()
-        tag_probs = torch.sigmoid(out["tag_logits"].float()).cpu() if "tag_logits" in out else None
-        seconds = (time.perf_counter() - start) / len(tag_lists)
-        answers = []
-        for i in range(len(tag_lists)):
-            p, idx = probs[i].topk(min(top_k, probs.shape[1]))
-            tags = []
-            if tag_probs is not None and self.tag_vocab is not None:
-                tags = [(self.tag_vocab.tags[int(j)], float(tag_probs[i, j]))
-                        for j in tag_probs[i].argsort(descending=True) if tag_probs[i, j] >= self.tag_threshold]
-            answers.append(Answer([(self.classes[int(c)], float(q)) for q, c in zip(p, idx)], tags,
-                                  None if maps[i] is None else np.asarray(maps[i]), seconds))
-        return answers
+        tag_probs = torch.sigmoid(out["tag_logits"].float()).cpu() if "tag_logits" in out else [None] * n
+        return list(zip(probs, tag_probs, maps))
+
+    def _answer(self, probs: torch.Tensor, tag_probs: torch.Tensor | None, attention: np.ndarray | None,
+                top_k: int, seconds: float) -> Answer:
+        top, idx = probs.topk(min(top_k, probs.shape[0]))
+        tags = []
+        if tag_probs is not None and self.tag_vocab is not None:
+            tags = [(self.tag_vocab.tags[int(j)], float(tag_probs[j]))
+                    for j in tag_probs.argsort(descending=True) if tag_probs[j] >= self.tag_threshold]
+        return Answer([(self.classes[int(c)], float(q)) for q, c in zip(top, idx)], tags, attention, seconds)
 
     def answer(self, image: Image.Image, tags: Sequence[str] = (), top_k: int = 5, attention: bool = False) -> Answer:
         """The top-k characters, predicted tags (and attention map) for one image and its given tags."""

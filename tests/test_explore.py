@@ -55,6 +55,10 @@ def test_an_uploaded_png_gets_the_same_table_as_animesion_predict(trained, vilt)
     assert table["probability"].tolist() == [round(c["probability"], 3) for c in expected["top_k"]]
     assert ("char_1 ✓" in table["character"].tolist()) == ("char_1" in [c["class_name"] for c in expected["top_k"]])
     assert [t for t, _ in answer.tags] == [t["tag"] for t in expected["tags"]]
+    (alone,), _ = predict_images(runs / "vilt_micro_p8", [path], top_k=3, device="cpu")  # no tags: no text input
+    image_only = vilt.answer_many(image_from_bytes(_png(path), "upload.png"), [[], ["hair_1"]], top_k=3)[0]
+    assert [(c["class_name"], round(c["probability"], 5)) for c in alone["top_k"]] == [
+        (name, round(p, 5)) for name, p in image_only.characters]
 
 
 def test_an_upload_that_is_not_an_image_names_the_file():
