@@ -274,7 +274,7 @@ class ModelExplorer:
         self.own_tags = w.Button(description="give its own tags")
         self.top_k = w.IntSlider(top_k, 1, 20, description="top-k")
         self.attention = w.Checkbox(True, description="attention overlay")
-        self.picture = w.Image(format="png", width=192, layout=w.Layout(min_width="192px"))
+        self.picture = w.Image(format="png", layout=w.Layout(width="192px", flex="0 0 auto"))  # never squeezed
         self.tables, self.status = w.HTML(), w.HTML()
         self._source = "test"
         self.run_picker.observe(lambda _: self._pick_run(), "value")

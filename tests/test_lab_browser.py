@@ -171,7 +171,7 @@ def test_jupyterlab_runs_the_inference_chapter_and_its_explorer_answers_an_uploa
     probabilities = [float(rows.nth(i).locator("td").last.inner_text()) for i in range(3)]
     assert probabilities == sorted(probabilities, reverse=True) and 0 < sum(probabilities) <= 1.001
     assert "answered in" in explorer.inner_text()
-    heading.scroll_into_view_if_needed()
+    explorer.scroll_into_view_if_needed()
     page.screenshot(path=str(shots / "3-explorer-upload.png"))
     errors = [cell for cell in page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
               .all_inner_texts() if "Traceback" in cell]
