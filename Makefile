@@ -20,6 +20,7 @@ help:
 	@echo "make test        set up and run the whole test suite (unit, integration, notebooks, book)"
 	@echo "make setup       create/refresh $(VENV) only"
 	@echo "make data        generate the embedded synthetic dataset in $(SYNTHETIC)"
+	@echo "make lab         open JupyterLab on notebooks/ (127.0.0.1, with a token), the smoke data ready"
 	@echo "make test-fast   the tests not marked slow"
 	@echo "make benchmarks  print the throughput tables"
 	@echo "make reproduce PROFILE=paper DATA=/path/to/dafre   paper-scale runs on a GPU machine"
@@ -63,6 +64,12 @@ reproduction-report: setup
 
 benchmarks: setup data
 	$(PY) benchmarks/data_pipeline.py --synthetic $(SYNTHETIC) --real-data $(REAL_DATA)
+
+# the notebooks' own defaults read the smoke data; a second `make lab` prints where the first one is
+.PHONY: lab
+lab: setup
+	$(MAKE) --no-print-directory data PROFILE=smoke
+	$(PY) -m animesion_lib.cli.lab
 
 clean:
 	rm -rf _build notebooks/_executed
