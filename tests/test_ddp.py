@@ -76,7 +76,7 @@ def test_two_gloo_processes_match_one_process(tmp_path):
 # be told); IFA reads every layer; ResNet-18 has batch norms.
 MODELS = [
     ("vilt", "vilt_micro_p8", {"mask_schedule": "none", "predict_tags": True, "eval_text_modes": "tags"}),
-    ("ifa", "vit_micro_p8", {"head": "ifa"}),
+    ("ifa", "vit_micro_p8", {"head": "ifa", "augment_on": "batch"}),
     ("resnet18", "resnet18", {"model_kwargs": {}}),
 ]
 

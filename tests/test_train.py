@@ -60,7 +60,7 @@ def test_same_seed_twice_is_identical(tiny, tmp_path):
     assert [round(row["train_top1"] * 32, 6) % 1 for row in a["curves"]] == [0, 0]
     assert "train_top1" in log[0].split(",")
     assert {k: a["device"][k] for k in ("type", "tf32", "deterministic", "augment_on")} == {
-        "type": "cpu", "tf32": False, "deterministic": False, "augment_on": "batch"}
+        "type": "cpu", "tf32": False, "deterministic": False, "augment_on": "loader"}
 
 
 def test_reading_the_losses_back_less_often_changes_nothing(tiny, tmp_path):
@@ -70,10 +70,15 @@ def test_reading_the_losses_back_less_often_changes_nothing(tiny, tmp_path):
     assert every_step["curves"][0]["train_top1"] == per_epoch["curves"][0]["train_top1"]
 
 
-def test_the_loader_path_trains_deterministically_too(tiny, tmp_path):
-    a = train(_cfg(tiny, tmp_path / "a", epochs=1, augment_on="loader"))
-    b = train(_cfg(tiny, tmp_path / "b", epochs=1, augment_on="loader"))
-    assert a["step_losses"] == b["step_losses"] and a["device"]["augment_on"] == "loader"
+def test_the_batch_augmentation_path_trains_deterministically_and_resumes_exactly(tiny, tmp_path):
+    a = train(_cfg(tiny, tmp_path / "a", augment_on="batch", keep_checkpoints=0))
+    b = train(_cfg(tiny, tmp_path / "b", augment_on="batch"))
+    assert a["step_losses"] == b["step_losses"] and a["device"]["augment_on"] == "batch"
+    import shutil
+
+    shutil.rmtree(ckpt.latest_checkpoint(tmp_path / "a"))  # as if killed during epoch 2
+    resumed = train(_cfg(tiny, tmp_path / "a", augment_on="batch", resume=True))
+    assert resumed["step_losses"] == a["step_losses"][4:] and _curve(resumed) == _curve(a)
 
 
 def test_fp16_resume_with_a_real_grad_scaler_continues_exactly(tiny, tmp_path):
