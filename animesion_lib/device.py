@@ -148,7 +148,8 @@ def distributed_session(requested_device: str = "auto", timeout_minutes: float =
     device = select_device(requested_device)
     if ctx.enabled and device.type == "cuda":
         device = torch.device("cuda", ctx.local_rank)
-        torch.cuda.set_device(device)
+    if device.type == "cuda" and device.index is not None:
+        torch.cuda.set_device(device)  # the "current" GPU: NCCL, RNG state and new tensors follow it
     owns_group = ctx.enabled and not dist.is_initialized()
     if owns_group:  # MASTER_ADDR / MASTER_PORT / RANK / WORLD_SIZE come from torchrun
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo",

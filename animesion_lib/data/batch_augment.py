@@ -66,10 +66,12 @@ class BatchAugment:
 
 
 def _to(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """Host to device without waiting: from pinned memory, asynchronously."""
-    if device.type != "cuda":
+    """Host to device without waiting: on CUDA from pinned memory, asynchronously."""
+    if device.type == "cpu":
         return tensor
-    return tensor.pin_memory().to(device, non_blocking=True)
+    if device.type == "cuda":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
 
 
 def crop_and_flip(images: torch.Tensor, params: dict[str, torch.Tensor], size: int) -> torch.Tensor:
