@@ -79,11 +79,15 @@ def test_channels_last_cnn_trains(tiny, tmp_path):
     assert all(torch.isfinite(torch.tensor(summary["step_losses"])))
 
 
-def test_vilt_attention_runs_on_fused_kernels_and_matches_the_explicit_path():
+def test_vilt_attention_runs_on_fused_kernels_and_matches_the_explicit_path(monkeypatch):
     import timm.layers
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
     from animesion_lib.models import create_model
+
+    # full fp32 matmuls in the explicit path (an earlier run may have switched TF32 on)
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
 
     def build(fused: bool):
         timm.layers.set_fused_attn(fused)
