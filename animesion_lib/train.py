@@ -426,8 +426,8 @@ def prepare_data(cfg: TrainConfig, ctx: DistributedContext, device: torch.device
                     progress=cfg.progress and ctx.is_main)
     with main_first(ctx):  # rank 0 builds the image cache once; the others then open it
         train_ds = open_split(split=cfg.train_split, train=True, **split_kw)
-    # on a GPU the batch path is many times faster; on the CPU it costs what PIL costs, and PIL
-    # runs in parallel loader workers (benchmarks/data_pipeline.py measures both)
+    # on a GPU the batch path takes the per-image work off the loader; on the CPU it is level with
+    # PIL at the defaults and PIL runs in parallel workers (benchmarks/data_pipeline.py, README)
     on_batches = cfg.augment_on == "batch" or (cfg.augment_on == "auto" and device.type != "cpu")
     augment = BatchAugment(cfg.transform, cfg.image_size, train=True) if on_batches else None
     train_ds.device_augment = augment is not None  # uint8 images travel; BatchAugment does the rest
