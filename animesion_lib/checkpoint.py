@@ -7,17 +7,21 @@ A checkpoint is a directory::
         training_state.pt     optimizer, grad scaler, LR-schedule step, epoch, RNG states
                               (plain tensors and dicts; loaded with torch.load(weights_only=True))
         meta.json             how to rebuild the model (model.config), class names, the run's
-                              config, its curves so far, and which tokenizer files sit beside it
+                              config, its curves so far, which tokenizer files sit beside it,
+                              and the sha256 of every other file (checked when they are loaded)
         tokenizer.json, tag_vocab.json   (multimodal / tagging runs) so evaluate and predict
                               reload exactly what the model was trained with
 
 The directory is first written under a hidden temporary name and then renamed into place, so a
 crash (or a SIGKILL) at any moment leaves either the complete checkpoint or none at all: readers
 only ever see ``epoch_*`` directories that were finished. The newest one is the one to resume.
+A file damaged later (a bad disk, a partial copy) fails its sha256 check with its name; older
+checkpoints without hashes load unchecked.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -140,6 +144,7 @@ def save_checkpoint(
     meta["files"] = sorted((extra_files or {}).keys())
     if training_state is not None:
         torch.save(training_state, tmp / STATE)
+    meta["sha256"] = {f.name: file_sha256(f) for f in sorted(tmp.iterdir())}
     _write_json(tmp / META, meta)  # last: a directory with meta.json is a finished one
     for f in tmp.iterdir():
         _fsync_file(f)
@@ -168,6 +173,25 @@ def prune_checkpoints(run_dir: str | Path, keep: int) -> None:
 
 
 # ---------------------------------------------------------------------------------------- reading
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_file(ckpt: Path, name: str, meta: dict[str, Any] | None = None) -> Path:
+    """``ckpt / name``, after checking it against the sha256 in meta.json (when recorded)."""
+    meta = load_meta(ckpt) if meta is None else meta
+    path = ckpt / name
+    expected = meta.get("sha256", {}).get(name)
+    if expected is not None and path.is_file() and file_sha256(path) != expected:
+        raise CheckpointError(f"{path}: damaged (its sha256 differs from the one recorded in {META} "
+                              "when the checkpoint was written); use another checkpoint")
+    return path
 
 
 def load_meta(path: str | Path) -> dict[str, Any]:
@@ -210,7 +234,7 @@ def load_weights(path: str | Path, model: torch.nn.Module, device: str | torch.d
             ]
             raise CheckpointError(f"{ckpt}: checkpoint was made for another model ({'; '.join(diffs)})")
 
-    weights = ckpt / WEIGHTS
+    weights = verify_file(ckpt, WEIGHTS, meta)
     if not weights.is_file():
         raise CheckpointError(f"{weights}: missing")
     expected = model.state_dict()
@@ -233,14 +257,18 @@ def load_weights(path: str | Path, model: torch.nn.Module, device: str | torch.d
     return meta
 
 
-def load_training_state(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Optimizer / scaler / schedule / RNG state, loaded without unpickling arbitrary objects."""
+def load_training_state(path: str | Path) -> dict[str, Any]:
+    """Optimizer / scaler / schedule / RNG state, loaded without unpickling arbitrary objects.
+
+    Always onto the CPU: the RNG states must live there, and ``optimizer.load_state_dict``
+    moves the optimizer's tensors to its parameters' device itself.
+    """
     ckpt = resolve_checkpoint(path)
-    file = ckpt / STATE
+    file = verify_file(ckpt, STATE)
     if not file.is_file():
         raise CheckpointError(f"{file}: missing (this checkpoint holds weights only and cannot be resumed)")
     try:
-        return torch.load(file, map_location=map_location, weights_only=True)
+        return torch.load(file, map_location="cpu", weights_only=True)
     except Exception as err:
         raise CheckpointError(f"{file}: not a loadable training state ({err})") from err
 
@@ -280,17 +308,21 @@ def rng_state() -> dict[str, Any]:
             "gauss": float(np_gauss),
         },
     }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state()  # this process's GPU only
     return state
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
-    """Restore what :func:`rng_state` saved."""
-    torch.set_rng_state(state["torch"])
+    """Restore what :func:`rng_state` saved (tensors on any device), the GPU's on this GPU only."""
+    torch.set_rng_state(state["torch"].cpu())
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
     n = state["numpy"]
-    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    np.random.set_state((n["kind"], n["keys"].cpu().numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    cuda = state.get("cuda")
+    if isinstance(cuda, (list, tuple)):  # older checkpoints saved every GPU's state
+        here = torch.cuda.current_device() if torch.cuda.is_available() else 0
+        cuda = cuda[here] if here < len(cuda) else None
+    if cuda is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state(cuda.cpu())

@@ -25,7 +25,10 @@ class TrainConfig:
     image_size: int = _opt(64, "side of the square images the model sees (the papers: 128 or 224)")
     transform: str = _opt("animesion", "augmentation: animesion (the paper's) | plain (resize only)")
     cache: bool = _opt(False, "decode+resize every image once into a memory-mapped cache")
-    num_workers: int = _opt(0, "DataLoader worker processes (0: load in the training process)")
+    num_workers: int | None = _opt(None, "DataLoader worker processes (default: 0 on the CPU, up to 8 per GPU; "
+                                         "0: load in the training process)")
+    augment_on: str = _opt("auto", "where training augmentation runs: batch (whole uint8 batches on the model's "
+                                   "device) | loader (per image, PIL, in the loader) | auto (batch on a GPU, loader on the CPU)")
     train_split: str = _opt("train", "split to train on")
     val_split: str | None = _opt("val", "split evaluated after each epoch ('none' to skip)")
     test_split: str | None = _opt(None, "split evaluated once at the end (e.g. test)")
@@ -68,6 +71,12 @@ class TrainConfig:
     precision: str = _opt("auto", "auto (bf16 on CUDA, fp16 where bf16 is missing, fp32 elsewhere) | fp32 | bf16 | fp16")
     threads: int | None = _opt(None, "CPU threads per process (default: the cores shared among local processes)")
     compile: bool = _opt(False, "torch.compile the model (GPU runs; slow to start)")
+    deterministic: bool = _opt(False, "deterministic kernels and no TF32 on CUDA (slower; CPU runs are "
+                                      "bit-reproducible either way)")
+    dist_timeout_minutes: float = _opt(60.0, "DDP: how long a rank may wait for the others (rank 0 evaluates "
+                                             "while they wait)")
+    log_every: int = _opt(50, "optimizer steps between loss read-backs (progress, NaN check); each one "
+                              "waits for the GPU")
     # output
     out_dir: str = _opt("runs/default", "run directory: config, log.csv, checkpoints")
     resume: bool = _opt(False, "continue from the newest checkpoint in out_dir (a fresh start if none)")

@@ -8,14 +8,21 @@ One decision per function, each a few lines, so that the training loop can say
   not, fp32 on the CPU and MPS (CPU bf16 autocast is slower than fp32 on most machines, and
   fp32 keeps CPU runs bit-reproducible);
 - threads: set deliberately on the CPU, because PyTorch's default (all cores) oversubscribes the
-  machine as soon as a DataLoader worker or a second DDP process runs beside it.
+  machine as soon as a DataLoader worker or a second DDP process runs beside it;
+- numerics: TF32 and deterministic algorithms on CUDA, stated in every run's summary;
+- ranks: :func:`distributed_session` sets up and tears down the process group, :func:`main_first`
+  lets rank 0 do a one-off job (building the image cache) before the others, and
+  :func:`agree` makes every rank use rank 0's answer (which checkpoint to resume).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
 
 import torch
 
@@ -43,7 +50,8 @@ def select_precision(device: torch.device, requested: str = "auto") -> str:
     if requested != "auto":
         return requested
     if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        # counting emulation, every CUDA GPU "supports" bf16 (slowly); ask for the native kind
+        return "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp16"
     return "fp32"
 
 
@@ -53,6 +61,24 @@ def autocast(device: torch.device, precision: str):
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def set_numerics(device: torch.device, deterministic: bool) -> dict[str, bool]:
+    """TF32 matmuls (free speed on Ampere+) unless ``deterministic``, which also asks for
+    deterministic kernels; returns what was chosen, for the run's summary.
+
+    On the CPU runs are bit-reproducible either way; on a GPU only with ``deterministic``
+    (same GPU model, same software), at some cost in speed.
+    """
+    tf32 = device.type == "cuda" and not deterministic
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.allow_tf32 = tf32
+        torch.backends.cudnn.benchmark = not deterministic
+        if deterministic:  # cuBLAS needs a fixed workspace to be deterministic
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
+    return {"tf32": tf32, "deterministic": deterministic}
 
 
 def set_cpu_threads(threads: int | None = None, local_world_size: int = 1) -> int:
@@ -105,3 +131,59 @@ def describe_device(device: torch.device) -> str:
 
         return platform.processor() or platform.machine() or "cpu"
     return device.type
+
+
+@contextlib.contextmanager
+def distributed_session(requested_device: str = "auto", timeout_minutes: float = 60.0
+                        ) -> Iterator[tuple[DistributedContext, torch.device]]:
+    """Set up this process's rank (process group, its own GPU), yield ``(context, device)``,
+    tear the group down on the way out, even after an error.
+
+    The timeout covers the longest wait of any rank, e.g. the others at the barrier while rank 0
+    evaluates and checkpoints; NCCL's default (10 minutes) is shorter than an evaluation of DAF:re.
+    """
+    import torch.distributed as dist
+
+    ctx = distributed_context()
+    device = select_device(requested_device)
+    if ctx.enabled and device.type == "cuda":
+        device = torch.device("cuda", ctx.local_rank)
+    if device.type == "cuda" and device.index is not None:
+        torch.cuda.set_device(device)  # the "current" GPU: NCCL, RNG state and new tensors follow it
+    owns_group = ctx.enabled and not dist.is_initialized()
+    if owns_group:  # MASTER_ADDR / MASTER_PORT / RANK / WORLD_SIZE come from torchrun
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo",
+                                timeout=timedelta(minutes=timeout_minutes))
+    try:
+        yield ctx, device
+    finally:
+        if owns_group and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def barrier(ctx: DistributedContext) -> None:
+    if ctx.enabled:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+@contextlib.contextmanager
+def main_first(ctx: DistributedContext) -> Iterator[None]:
+    """Rank 0 runs the block first, the others after it (they then find, e.g., the built cache)."""
+    if not ctx.is_main:
+        barrier(ctx)
+    yield
+    if ctx.is_main:
+        barrier(ctx)
+
+
+def agree(ctx: DistributedContext, value: Any) -> Any:
+    """Rank 0's ``value`` on every rank (each rank's own filesystem view may differ)."""
+    if not ctx.enabled:
+        return value
+    import torch.distributed as dist
+
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]

@@ -1,13 +1,16 @@
 """Images per second of the training input pipeline: decode + augment + collate.
 
 Runs the train split through a DataLoader (workers 0 and 2) with and without the decoded-image
-cache, on the real faces and optionally on a synthetic dataset, and prints one markdown table
-headed by the exact command. The cache is built into a temporary folder, so its build time is
+cache, with the augmentation on either path side by side -- ``loader`` (PIL, per image, in the
+loader) and ``batch`` (uint8 batches, augmented as whole batches by ``BatchAugment`` where the
+model runs: here the CPU, in the training process) -- on the real faces and optionally on a
+synthetic dataset, and prints one markdown table headed by the exact command. The cache is built into a temporary folder, so its build time is
 measured every run and nothing is left behind. A second table splits one image's cost into the
 pipeline's stages (decode, resize, each random op, normalisation), which says what the cache can
 save and what it cannot. A measurement, not a test: no timed assertions.
 
     python benchmarks/data_pipeline.py --real-data ../shared/data/holo14 --epochs 3
+    python benchmarks/data_pipeline.py --synthetic data/synthetic-smoke --device cuda   # batch path on a GPU
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from animesion_lib.data import CharacterDataset, collate
+from animesion_lib.data.batch_augment import BatchAugment
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -41,18 +45,27 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 2])
     parser.add_argument("--transform", default="animesion")
+    parser.add_argument("--paths", nargs="+", default=["loader", "batch"], choices=["loader", "batch"],
+                        help="where the augmentation runs (see the module docstring)")
+    parser.add_argument("--device", default="cpu", help="where the batch path augments (cpu | cuda)")
     return parser.parse_args()
 
 
-def time_epochs(ds: CharacterDataset, workers: int, batch_size: int, epochs: int) -> list[float]:
-    """Images per second of each epoch through a shuffling DataLoader."""
+def time_epochs(ds: CharacterDataset, workers: int, batch_size: int, epochs: int,
+                augment: BatchAugment | None = None, device: str = "cpu") -> list[float]:
+    """Images per second of each epoch through a shuffling DataLoader (and ``augment`` on ``device``)."""
     loader = DataLoader(ds, batch_size=batch_size, shuffle=True, num_workers=workers, collate_fn=collate,
-                        persistent_workers=workers > 0)  # as in training: workers start once
+                        persistent_workers=workers > 0, pin_memory=device.startswith("cuda"))
+    generator = torch.Generator().manual_seed(0)
     rates = []
     for _ in range(epochs):
         start, seen = time.perf_counter(), 0
         for batch in loader:
+            if augment is not None:
+                augment(batch["image"].to(device, non_blocking=True), generator)
             seen += batch["image"].shape[0]
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
         rates.append(seen / (time.perf_counter() - start))
     return rates
 
@@ -81,6 +94,11 @@ def stage_costs(root: Path, args: argparse.Namespace, count: int = 200) -> dict[
         timed("cache read (replaces decode + resize)", lambda: Image.fromarray(np.array(pixels)))
         for op in ds.augment.transforms:
             image = timed(type(op).__name__, op, image)
+    batch = torch.from_numpy(np.stack([np.asarray(ds.resize(ds.load_image(s))) for s in ds.samples[:64]]))
+    augment = BatchAugment(args.transform, args.image_size)
+    start = time.perf_counter()
+    augment(batch, torch.Generator().manual_seed(0))
+    batch_path_ms = 1000 * (time.perf_counter() - start) / batch.shape[0]
     torch.set_num_threads(threads)
     n = min(count, len(ds))
     ms = {stage: 1000 * total / n for stage, total in costs.items()}
@@ -88,7 +106,8 @@ def stage_costs(root: Path, args: argparse.Namespace, count: int = 200) -> dict[
     uncached = per_epoch + ms["decode (JPEG to RGB)"] + ms["resize"]
     cached = per_epoch + ms["cache read (replaces decode + resize)"]
     return ms | {"**total, uncached**": uncached, "**total, cached**": cached,
-                 "**the most the cache can give (uncached / cached)**": uncached / cached}
+                 "**the most the cache can give (uncached / cached)**": uncached / cached,
+                 "batch path: crop + flip + jitter + normalise, per image of a batch of 64": batch_path_ms}
 
 
 def bench(name: str, root: Path, args: argparse.Namespace, cache_dir: Path) -> list[str]:
@@ -100,15 +119,18 @@ def bench(name: str, root: Path, args: argparse.Namespace, cache_dir: Path) -> l
                               cache=cache_dir / name if cache else False)
         build = time.perf_counter() - start
         for workers in args.workers:
-            rates = time_epochs(ds, workers, args.batch_size, args.epochs)
-            later = sum(rates[1:]) / len(rates[1:]) if len(rates) > 1 else rates[0]
-            if not cache and workers == args.workers[0]:
-                baseline = later
-            speedup = f"{later / baseline:.1f}x" if baseline else "-"
-            build_cell = f"{build:.1f}" if cache and workers == args.workers[0] else ("(built)" if cache else "-")
-            rows.append(f"| {name} ({len(ds)} imgs) | {'on' if cache else 'off'} | {workers} | {build_cell} "
-                        f"| {rates[0]:.0f} | {later:.0f} | {speedup} |")
-            print(rows[-1], file=sys.stderr, flush=True)  # progress while the table is built
+            for path in args.paths:
+                ds.device_augment = path == "batch"
+                augment = BatchAugment(args.transform, args.image_size) if path == "batch" else None
+                rates = time_epochs(ds, workers, args.batch_size, args.epochs, augment, args.device)
+                later = sum(rates[1:]) / len(rates[1:]) if len(rates) > 1 else rates[0]
+                baseline = baseline or later  # the first row: no cache, the first worker count, loader path
+                first = workers == args.workers[0] and path == args.paths[0]
+                build_cell = f"{build:.1f}" if cache and first else ("(built)" if cache else "-")
+                where = f"batch ({args.device})" if path == "batch" else "loader (PIL)"
+                rows.append(f"| {name} ({len(ds)} imgs) | {'on' if cache else 'off'} | {workers} | {where} "
+                            f"| {build_cell} | {rates[0]:.0f} | {later:.0f} | {later / baseline:.1f}x |")
+                print(rows[-1], file=sys.stderr, flush=True)  # progress while the table is built
     return rows
 
 
@@ -118,10 +140,10 @@ def main() -> None:
         f"$ python {shlex.join(sys.argv)}",
         "",
         f"train split, {args.transform} transform at {args.image_size} px, batch {args.batch_size}, "
-        f"{args.epochs} epochs; cpu cores {os.cpu_count()}, torch {torch.__version__}, {platform.processor() or platform.machine()}",
+        f"{args.epochs} epochs; cpu cores {os.cpu_count()}, torch threads {torch.get_num_threads()}, torch {torch.__version__}, {platform.processor() or platform.machine()}",
         "",
-        "| data | cache | workers | cache build s | epoch 1 img/s | later epochs img/s | later vs uncached, workers 0 |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| data | cache | workers | augmentation | cache build s | epoch 1 img/s | later epochs img/s | vs the first row |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     rows, notes, costs = [], [], {}
     with tempfile.TemporaryDirectory(prefix="animesion-bench-cache-") as tmp:

@@ -149,3 +149,14 @@ def test_holo14_cache_matches_uncached(holo14, cache_dir):
     cached = DanbooruFaces(holo14, "val", image_size=32, cache=True)
     for i in range(0, len(plain), 97):
         assert (plain[i]["image"] - cached[i]["image"]).abs().max() < 1e-6
+
+
+def test_device_augment_items_are_the_cached_uint8_pixels(tmp_path, cache_dir):
+    root = make_faces(tmp_path / "data")
+    cached = DanbooruFaces(root, "train", image_size=16, cache=True, device_augment=True)
+    uncached = DanbooruFaces(root, "train", image_size=16, device_augment=True)
+    for i in range(len(cached)):
+        image = cached[i]["image"]
+        assert image.dtype == torch.uint8 and image.shape == (20, 20, 3)  # the resize stage's output
+        assert torch.equal(image, torch.from_numpy(np.array(cached.cache[cached.cache_rows[i]])))
+        assert torch.equal(image, uncached[i]["image"])  # no randomness left in the loader

@@ -113,3 +113,64 @@ def test_find_checkpoint_prefers_named_runs_and_asks_the_caller(tmp_path):
     assert ckpt.find_checkpoint(tmp_path, on_x, prefer=["beta"]).parent.parent.name == "beta-2"
     assert ckpt.find_checkpoint(tmp_path, lambda c: False) is None
     assert ckpt.find_checkpoint(tmp_path / "absent") is None
+
+
+def test_a_damaged_file_is_named_and_an_old_checkpoint_without_hashes_still_loads(tmp_path):
+    model = _model()
+    path = ckpt.save_checkpoint(tmp_path / "c", model, {}, {"epoch": 1})
+    meta = json.loads((path / "meta.json").read_text())
+    assert sorted(meta["sha256"]) == ["model.safetensors", "training_state.pt"]
+    weights = path / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 64] = bytes(64)  # silent corruption: the header still parses
+    weights.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=r"model\.safetensors: damaged"):
+        ckpt.load_weights(path, _model())
+    with pytest.raises(CheckpointError, match=r"model\.safetensors: damaged"):
+        ckpt.load_model(path)
+    # a checkpoint written before hashes were recorded loads unchecked (here: the damaged bytes too)
+    del meta["sha256"]
+    (path / "meta.json").write_text(json.dumps(meta))
+    ckpt.load_weights(path, _model())
+    assert ckpt.load_training_state(path)["epoch"] == 1
+
+
+def test_training_state_always_loads_onto_the_cpu(tmp_path):
+    state = {"epoch": 1, "rng": ckpt.rng_state(), "t": torch.ones(2)}
+    path = ckpt.save_checkpoint(tmp_path / "c", _model(), {}, state)
+    loaded = ckpt.load_training_state(path)
+    assert loaded["t"].device.type == "cpu" and loaded["rng"]["torch"].device.type == "cpu"
+    ckpt.set_rng_state(loaded["rng"])
+
+
+class _FakeCuda:
+    """Stands in for torch.cuda on a machine with ``count`` GPUs, this process on GPU ``current``."""
+
+    def __init__(self, current: int, count: int):
+        self.current, self.count, self.restored = current, count, []
+
+    def install(self, monkeypatch):
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+        monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+        monkeypatch.setattr(torch.cuda, "current_device", lambda: self.current)
+        monkeypatch.setattr(torch.cuda, "get_rng_state", lambda device="cuda": torch.full((4,), self.current, dtype=torch.uint8))
+        monkeypatch.setattr(torch.cuda, "set_rng_state", lambda state, device="cuda": self.restored.append(state))
+        monkeypatch.setattr(torch.cuda, "set_rng_state_all", lambda states: pytest.fail("restored every GPU"))
+
+
+def test_only_this_processs_gpu_rng_state_is_saved_and_restored(monkeypatch):
+    fake = _FakeCuda(current=1, count=2)
+    fake.install(monkeypatch)
+    state = ckpt.rng_state()
+    assert torch.equal(state["cuda"], torch.full((4,), 1, dtype=torch.uint8))  # one GPU's, not a list
+    ckpt.set_rng_state(state)
+    assert len(fake.restored) == 1 and torch.equal(fake.restored[0], state["cuda"])
+    # an older checkpoint holds every GPU of an 8-GPU machine: take this process's GPU's state only
+    fake.restored.clear()
+    ckpt.set_rng_state(dict(state, cuda=[torch.full((4,), g, dtype=torch.uint8) for g in range(8)]))
+    assert torch.equal(fake.restored[0], torch.full((4,), 1, dtype=torch.uint8))
+    # ... and a machine with fewer GPUs than the saved list does not fail
+    fake.current, fake.restored[:] = 5, []
+    ckpt.set_rng_state(dict(state, cuda=[torch.zeros(4, dtype=torch.uint8)] * 2))
+    assert fake.restored == []

@@ -27,8 +27,9 @@ def tiny(tmp_path_factory) -> Path:
 
 
 def _cfg(data: Path, out: Path, **kw) -> TrainConfig:
+    # the device is pinned: on a GPU machine "auto" would pick CUDA, where exact equality needs more
     base = dict(data=str(data), out_dir=str(out), model="vit_micro_p8", model_kwargs={"depth": 2},
-                image_size=32, epochs=2, batch_size=8, lr=3e-3, threads=1, progress=False)
+                image_size=32, epochs=2, batch_size=8, lr=3e-3, threads=1, progress=False, device="cpu")
     return TrainConfig(**{**base, **kw})
 
 
@@ -55,6 +56,42 @@ def test_same_seed_twice_is_identical(tiny, tmp_path):
     log = (tmp_path / "a" / "log.csv").read_text().splitlines()
     assert log[0].startswith("epoch,step,lr,train_loss") and len(log) == 3
     assert a["steps"] == 8 and a["throughput"]["train_images_per_s"] > 0
+    # training accuracy: a whole number of the 4 x 8 images trained in each epoch
+    assert [round(row["train_top1"] * 32, 6) % 1 for row in a["curves"]] == [0, 0]
+    assert "train_top1" in log[0].split(",")
+    assert {k: a["device"][k] for k in ("type", "tf32", "deterministic", "augment_on")} == {
+        "type": "cpu", "tf32": False, "deterministic": False, "augment_on": "loader"}
+
+
+def test_reading_the_losses_back_less_often_changes_nothing(tiny, tmp_path):
+    every_step = train(_cfg(tiny, tmp_path / "a", epochs=1, log_every=1))
+    per_epoch = train(_cfg(tiny, tmp_path / "b", epochs=1, log_every=50))
+    assert every_step["step_losses"] == per_epoch["step_losses"] and len(per_epoch["step_losses"]) == 4
+    assert every_step["curves"][0]["train_top1"] == per_epoch["curves"][0]["train_top1"]
+
+
+def test_the_batch_augmentation_path_trains_deterministically_and_resumes_exactly(tiny, tmp_path):
+    a = train(_cfg(tiny, tmp_path / "a", augment_on="batch", keep_checkpoints=0))
+    b = train(_cfg(tiny, tmp_path / "b", augment_on="batch"))
+    assert a["step_losses"] == b["step_losses"] and a["device"]["augment_on"] == "batch"
+    import shutil
+
+    shutil.rmtree(ckpt.latest_checkpoint(tmp_path / "a"))  # as if killed during epoch 2
+    resumed = train(_cfg(tiny, tmp_path / "a", augment_on="batch", resume=True))
+    assert resumed["step_losses"] == a["step_losses"][4:] and _curve(resumed) == _curve(a)
+
+
+def test_fp16_resume_with_a_real_grad_scaler_continues_exactly(tiny, tmp_path):
+    """Resume in-process from epoch 1 of 2 with fp16 autocast on the CPU and a live GradScaler."""
+    straight = train(_cfg(tiny, tmp_path, precision="fp16", keep_checkpoints=0))
+    state = ckpt.load_training_state(ckpt.latest_checkpoint(tmp_path))
+    assert straight["device"]["precision"] == "fp16" and state["scaler"]["scale"] > 1  # the scaler was on
+    import shutil
+
+    shutil.rmtree(ckpt.latest_checkpoint(tmp_path))  # as if killed during epoch 2
+    resumed = train(_cfg(tiny, tmp_path, precision="fp16", resume=True))
+    assert resumed["step_losses"] == straight["step_losses"][4:]
+    assert _curve(resumed) == _curve(straight) and resumed["metrics"] == straight["metrics"]
 
 
 def test_a_fresh_run_never_mixes_with_an_earlier_runs_checkpoints(tiny, tmp_path):

@@ -3,7 +3,9 @@
 ``CharacterDataset`` reads a split with the strict readers of ``layout.py``, decodes images with
 PIL, and applies the two-stage transform of ``transforms.py`` (deterministic resize, then random
 augmentation). With ``cache=True`` the resize stage runs once, into a memory-mapped
-``DecodedImageCache``; with tags it also tokenizes them and builds multi-hot tag targets.
+``DecodedImageCache``; with tags it also tokenizes them and builds multi-hot tag targets. With
+``device_augment=True`` an item's image is the resize stage's uint8 output ``[side, side, 3]``,
+and ``batch_augment.BatchAugment`` does the random stage on whole batches on the model's device.
 
 ``DanbooruFaces``, ``DanbooruFull`` and ``MoeImouto`` are the same class with the layout fixed.
 """
@@ -48,6 +50,8 @@ class CharacterDataset(Dataset):
         on_error: ``raise`` (default) on an unreadable image, or ``skip`` it: every image is then
             checked once up front (by the cache build when caching), the skipped files are
             listed in a warning and in ``self.skipped``.
+        device_augment: return uint8 ``[side, side, 3]`` images, not augmented and normalised
+            ones; the caller runs ``BatchAugment`` on the batches.
     """
 
     def __init__(
@@ -66,6 +70,7 @@ class CharacterDataset(Dataset):
         cache: bool | str | Path = False,
         on_error: str = "raise",
         progress: bool = True,
+        device_augment: bool = False,
     ):
         if on_error not in ON_ERROR:
             raise ValueError(f"unknown on_error {on_error!r}; choose one of {', '.join(ON_ERROR)}")
@@ -84,6 +89,7 @@ class CharacterDataset(Dataset):
         self.max_text_len = max_text_len
         self.shuffle_tags = self.train if shuffle_tags is None else shuffle_tags
         self.on_error = on_error
+        self.device_augment = device_augment
 
         self.classes: list[str] = read_classes(class_file(self.root, self.layout))
         self.label_file = split_file(self.root, self.layout, split, with_tags)
@@ -173,10 +179,12 @@ class CharacterDataset(Dataset):
         sample = self.samples[index]
         if self.cache is not None:
             # the cache holds the resize stage's output; only the random stage runs per epoch
-            image = Image.fromarray(np.array(self.cache[self.cache_rows[index]]))
+            pixels = np.array(self.cache[self.cache_rows[index]])
+            image = torch.from_numpy(pixels) if self.device_augment else self.augment(Image.fromarray(pixels))
         else:
-            image = self.resize(self.load_image(sample))
-        item: dict[str, Any] = {"image": self.augment(image), "label": sample.class_id, "index": index}
+            resized = self.resize(self.load_image(sample))
+            image = torch.from_numpy(np.array(resized)) if self.device_augment else self.augment(resized)
+        item: dict[str, Any] = {"image": image, "label": sample.class_id, "index": index}
         if self.with_tags:
             tags = list(sample.tags or ())
             item["tags"] = tags

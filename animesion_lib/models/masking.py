@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 import torch
 
@@ -82,9 +83,11 @@ class MaskSchedule:
         """Hide tag tokens: returns ``(masked_ids, mlm_labels)``, both shaped like ``input_ids``.
 
         ``generator`` makes the draw reproducible; random numbers are drawn on the generator's
-        device and moved to ``input_ids``' device.
+        device and moved to ``input_ids``' device (give it a generator on that device: no copy).
+        No step waits for the GPU: the constant tensors are made once per device and cached.
         """
-        special = torch.tensor(sorted(set(special_ids)), dtype=input_ids.dtype, device=input_ids.device)
+        special_key = tuple(sorted(set(int(i) for i in special_ids)))
+        special = _constant(special_key, input_ids.device)
         maskable = attention_mask.bool() & ~torch.isin(input_ids, special)
         p = self.prob(progress)
         rand_device = generator.device if generator is not None else input_ids.device
@@ -95,12 +98,17 @@ class MaskSchedule:
         if self.replace == "mask":
             fill = torch.full_like(input_ids, mask_token_id)
         else:
-            allowed = torch.ones(vocab_size, dtype=torch.bool, device=input_ids.device)
-            allowed[special[special < vocab_size]] = False
-            allowed[mask_token_id] = False
-            choices = allowed.nonzero().squeeze(1)
+            excluded = set(special_key) | {mask_token_id}
+            choices = _constant(tuple(i for i in range(vocab_size) if i not in excluded), input_ids.device)
             if choices.numel() == 0:
                 raise ValueError("random replacement needs at least one non-special token in the vocabulary")
             pick = torch.randint(0, choices.numel(), input_ids.shape, generator=generator, device=rand_device)
             fill = choices[pick.to(input_ids.device)].to(input_ids.dtype)
         return torch.where(masked, fill, input_ids), labels
+
+
+@lru_cache(maxsize=32)
+def _constant(ids: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    """An int64 tensor of ``ids`` on ``device``, made once (a fresh host-to-GPU copy every step
+    would make each step wait for the GPU)."""
+    return torch.tensor(ids, dtype=torch.int64).to(device)
