@@ -30,6 +30,7 @@ from PIL import Image
 
 from animesion_lib.errors import DatasetError
 from animesion_lib.run import TrainedRun
+from animesion_lib.text_modes import TextMode
 
 
 @dataclass
@@ -56,8 +57,15 @@ class LoadedRun:
         self.tokenizer, self.tag_vocab, self.classes = self.run.tokenizer, self.run.tag_vocab, self.run.classes
         self.max_text_len = self.run.config.max_text_len
         self.transform = self.run.predictor().transform
-        tuned = self.run.tuned_tag_threshold()  # chosen on validation during training, when recorded
-        self.tag_threshold = 0.5 if tuned is None else tuned
+        self.tag_threshold: float | None = None  # None: the one tuned on validation, as Predictor does
+
+    def threshold(self, given_tags: bool) -> float:
+        """The tag threshold in use: ``tag_threshold`` if set, else the one tuned on validation
+        for answers with or without tags (0.5 when the run recorded none)."""
+        if self.tag_threshold is not None:
+            return self.tag_threshold
+        tuned = self.run.tuned_tag_threshold(TextMode.TAGS if given_tags else TextMode.NONE)
+        return 0.5 if tuned is None else tuned
 
     @property
     def multimodal(self) -> bool:
@@ -89,7 +97,7 @@ class LoadedRun:
                 for i, out in zip(rows, self._forward(pixels, len(rows), texts, attention)):
                     outputs[i] = out
         seconds = (time.perf_counter() - start) / len(tag_lists)
-        return [self._answer(*out, top_k=top_k, seconds=seconds) for out in outputs]
+        return [self._answer(*out, top_k=top_k, seconds=seconds, given_tags=w) for out, w in zip(outputs, with_text)]
 
     def _forward(self, pixels: torch.Tensor, n: int, tag_lists: list[list[str]] | None,
                  attention: bool) -> list[tuple]:
@@ -107,12 +115,12 @@ class LoadedRun:
         return list(zip(probs, tag_probs, maps))
 
     def _answer(self, probs: torch.Tensor, tag_probs: torch.Tensor | None, attention: np.ndarray | None,
-                top_k: int, seconds: float) -> Answer:
+                top_k: int, seconds: float, given_tags: bool) -> Answer:
         top, idx = probs.topk(min(top_k, probs.shape[0]))
         tags = []
         if tag_probs is not None and self.tag_vocab is not None:
             tags = [(self.tag_vocab.tags[int(j)], float(tag_probs[j]))
-                    for j in tag_probs.argsort(descending=True) if tag_probs[j] >= self.tag_threshold]
+                    for j in tag_probs.argsort(descending=True) if tag_probs[j] >= self.threshold(given_tags)]
         return Answer([(self.classes[int(c)], float(q)) for q, c in zip(top, idx)], tags, attention, seconds)
 
     def answer(self, image: Image.Image, tags: Sequence[str] = (), top_k: int = 5, attention: bool = False) -> Answer:
@@ -339,7 +347,7 @@ class ModelExplorer:
         parts = [f"<h4>{name}</h4>", prediction_table(answer, truth).to_html(classes="animesion-prediction")]
         if run.tag_vocab is not None:
             tags_found = tag_table(answer, sample.tags if sample else None)
-            parts += [f"<h4>predicted tags ({len(tags_found)} above {run.tag_threshold:.2f}; the first {SHOWN_TAGS})</h4>",
+            parts += [f"<h4>predicted tags ({len(tags_found)} above {run.threshold(bool(tags) and run.multimodal):.2f}; the first {SHOWN_TAGS})</h4>",
                       tags_found.head(SHOWN_TAGS).to_html(index=False)]
         if run.multimodal:
             candidates = [t for t, _ in answer.tags if t not in tags][:3]

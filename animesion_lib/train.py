@@ -70,7 +70,9 @@ from animesion_lib.device import (
 )
 from animesion_lib.errors import AnimesionError
 # the split reader and the evaluation loop (moving to their own modules: repoint this line)
-from animesion_lib.evaluate import evaluate_model, open_split
+from animesion_lib.data.splits import open_split
+from animesion_lib.evaluation import evaluate_model
+from animesion_lib.text_modes import metric_name
 from animesion_lib.models import MaskSchedule
 
 
@@ -145,6 +147,11 @@ class Run:
     @property
     def text_modes(self) -> list[str]:
         return [m for m in self.cfg.eval_text_modes.split(",") if m] if is_multimodal(self.raw_model) else ["tags"]
+
+    def metric(self, name: str, split: str) -> str:
+        """The name evaluation gives ``name`` of ``split``: prefixed by the first text mode when the model reads tags."""
+        mode = self.text_modes[0] if is_multimodal(self.raw_model) else None
+        return metric_name(name, mode, split, self.cfg.drop_fraction)
 
     def eval_kw(self) -> dict[str, Any]:
         return dict(num_classes=self.data.train.num_classes, device=self.device, precision=self.precision,
@@ -316,7 +323,7 @@ def finish(run: Run, wall_start: float) -> dict[str, Any]:
     metrics = {k: v for k, v in (run.history[-1] if run.history else {}).items()
                if k.startswith(("train_loss", "val_"))}
     if run.ctx.is_main and cfg.test_split:
-        tuned = metrics.get("val_tag_threshold_tuned")  # chosen on validation, applied to test
+        tuned = metrics.get(run.metric("tag_threshold_tuned", "val"))  # chosen on validation, applied to test
         evaluation = evaluate(run, run.data.open_eval(cfg.test_split), tuned_threshold=tuned)
         metrics.update({f"test_{k}": v for k, v in evaluation.metrics.items()})
     if run.tb is not None:
@@ -343,12 +350,14 @@ def finish(run: Run, wall_start: float) -> dict[str, Any]:
         "record": None,
     }
     if run.ctx.is_main and cfg.experiment:
+        from animesion_lib.pretraining import provenance
         from animesion_lib.results import make_record, write_record
 
         record = make_record(
             experiment=cfg.experiment, profile=cfg.profile, kind="train", config=summary["config"], seed=cfg.seed,
             metrics=metrics, curves=run.history, wall_time_s=summary["wall_time_s"], throughput=throughput,
             device=summary["device"], data_fingerprint=run.data.fingerprint,
+            pretrained=provenance(cfg.pretrained_path),  # where the starting weights came from, if pretrained here
         )
         summary["record"] = str(write_record(record, cfg.results_dir))
     return summary
@@ -537,7 +546,8 @@ def log_epoch(run: Run, row: dict[str, Any]) -> None:
             if k != "epoch" and isinstance(v, (int, float)):
                 run.tb.add_scalar(k.replace(".", "/"), v, row["epoch"])
         run.tb.flush()
-    shown = {k: row[k] for k in ("train_loss", "train_top1", "val_loss", "val_top1", "val_mean_class_acc") if k in row}
+    names = ["train_loss", "train_top1"] + [run.metric(m, "val") for m in ("loss", "top1", "mean_class_acc")]
+    shown = {k: row[k] for k in names if k in row}
     print(f"epoch {row['epoch']}/{run.cfg.epochs} step {row['step']} "
           + " ".join(f"{k} {v:.4f}" for k, v in shown.items()) + f" | {row['train_images_per_s']:.0f} img/s")
 

@@ -84,7 +84,7 @@ def test_tag_table_marks_the_tags_the_image_really_has(trained, vilt):
     table = tag_table(answer, true_tags=["hair_2", "eyes_2"])
     assert list(table.columns) == ["tag", "probability", "true"]
     assert table["true"].tolist() == [t in ("hair_2", "eyes_2") for t, _ in answer.tags]
-    assert (table["probability"] >= round(vilt.tag_threshold, 3)).all()
+    assert (table["probability"] >= round(vilt.threshold(given_tags=False), 3)).all()
 
 
 @pytest.mark.parametrize("model, tags", [("vit_micro_p8", ()), ("vilt_micro_p8", ()), ("vilt_micro_p8", ("hair_3",))])

@@ -70,8 +70,9 @@ def run(args: argparse.Namespace) -> int:
         with open(args.summary_json, "w") as f:
             json.dump(summary, f, indent=2, default=str)
     metrics = summary["metrics"]
-    shown = {k: v for k, v in metrics.items() if k in ("train_loss", "val_top1", "val_top5", "val_mean_class_acc",
-                                                        "test_top1", "test_top5", "test_mean_class_acc")}
+    # val_/test_ metrics carry the text mode of a multimodal model (val_tags.top1): match the ends
+    shown = {k: v for k, v in metrics.items()
+             if k == "train_loss" or (k.startswith(("val_", "test_")) and k.endswith(("top1", "top5", "mean_class_acc")))}
     if shown:
         print("final: " + " ".join(f"{k} {v:.4f}" for k, v in shown.items()))
     if summary.get("record"):
