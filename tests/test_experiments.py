@@ -6,7 +6,7 @@ from animesion_lib.data.synthetic import SyntheticConfig, make_synthetic
 from animesion_lib.experiments.parallel import train_many
 from animesion_lib.experiments.recognition import RecognitionPlan, arm_name, arms, run_recognition, summarise
 from animesion_lib.pretraining import SourceUniverse
-from animesion_lib.results import load_records
+from animesion_lib.results import load_records, make_record, write_record
 
 
 @pytest.fixture(scope="module")
@@ -49,10 +49,13 @@ def test_arms_fine_tune_every_head_and_keep_one_scratch_twin(target, tmp_path):
 
 @pytest.mark.slow
 def test_run_and_summarise_in_two_processes(target, tmp_path):
-    summaries = run_recognition(plan_for(target, tmp_path, processes=2))
-    assert len(summaries) == 8 and all(s["record"] for s in summaries)
-    records = load_records(tmp_path / "results", "smoke")
-    table, verdicts = summarise(records, baseline=0.5)
+    trained = run_recognition(plan_for(target, tmp_path, processes=2))
+    assert len(trained) == 8
+    write_record(make_record(experiment="recognition-syn-efficientnet_b0", profile="smoke", kind="train", config={},
+                             seed=0, metrics={"test_top1": 0.1}, wall_time_s=1.0), tmp_path / "results")
+    records = load_records(tmp_path / "results", "smoke")   # an older arm's record among them: not read
+    assert set(trained) | {"recognition-pretrain", "recognition-syn-efficientnet_b0"} == set(records.experiment)
+    table, verdicts = summarise(records, trained, baseline=0.5)
     assert list(table.index) == ["vit-cls", "vit-ifa", "vit-ifa+excl", "vit-cls-scratch"]
     assert (table.seeds == 2).all()
     # one epoch cannot show a plateau, and two seeds are too few: every verdict is inconclusive

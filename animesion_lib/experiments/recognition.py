@@ -102,11 +102,13 @@ def arms(plan: RecognitionPlan, weights: str | None) -> list[TrainConfig]:
     return runs
 
 
-def run_recognition(plan: RecognitionPlan) -> list[dict[str, Any]]:
-    """Pretrain (or reuse), then train every arm, ``plan.processes`` at a time; the summaries."""
+def run_recognition(plan: RecognitionPlan) -> list[str]:
+    """Pretrain (or reuse), then train every arm, ``plan.processes`` at a time; their experiment names."""
     from animesion_lib.experiments.parallel import train_many
 
-    return train_many(arms(plan, pretrained_weights(plan)), processes=plan.processes)
+    runs = arms(plan, pretrained_weights(plan))
+    train_many(runs, processes=plan.processes)
+    return [r.experiment for r in runs]
 
 
 def arm_name(experiment: str) -> str:
@@ -114,14 +116,16 @@ def arm_name(experiment: str) -> str:
     return re.sub(r"-s\d+$", "", experiment.removeprefix("recognition-syn-"))
 
 
-def summarise(records: pd.DataFrame, baseline: float, metric: str = "metrics.test_top1"
+def summarise(records: pd.DataFrame, experiments: list[str], baseline: float, metric: str = "metrics.test_top1"
               ) -> tuple[pd.DataFrame, dict[str, Verdict]]:
     """Per arm: mean ± SE over seeds, seeds, plateau, above the baseline; and the heads' verdicts.
 
-    ``records`` is :func:`animesion_lib.results.load_records` of the profile; ``baseline`` the
-    8×8-thumbnail logistic regression's test accuracy on the same split.
+    ``records`` is :func:`animesion_lib.results.load_records` of the profile, of which only
+    ``experiments`` (what :func:`run_recognition` trained) are read: an older record of an arm
+    this plan no longer has must not join the table. ``baseline`` is the 8×8-thumbnail logistic
+    regression's test accuracy on the same split.
     """
-    syn = records[records.experiment.str.startswith("recognition-syn-")].copy()
+    syn = records[records.experiment.isin(experiments) & records.experiment.str.startswith("recognition-syn-")].copy()
     if syn.empty:
         raise ValueError("no recognition-syn-* records: run_recognition first")
     syn["arm"] = syn.experiment.map(arm_name)
