@@ -113,24 +113,7 @@ class DecodedImageCache:
         cache_dir.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{key}.building-", dir=cache_dir))
         try:
-            pixels = np.lib.format.open_memmap(
-                tmp / "pixels.npy", mode="w+", dtype=np.uint8, shape=(count, side, side, 3)
-            )
-            bad: dict[int, str] = {}
-            for i in tqdm(range(count), desc=desc, unit="img", mininterval=1.0, disable=not progress):
-                try:
-                    image = load(i)
-                except DatasetError as err:
-                    if on_error != "skip":
-                        raise
-                    bad[i] = str(err)
-                    continue
-                array = np.asarray(image, dtype=np.uint8)
-                if array.shape != (side, side, 3):
-                    raise ValueError(f"load({i}) gave shape {array.shape}, expected {(side, side, 3)}")
-                pixels[i] = array
-            pixels.flush()
-            del pixels
+            bad = _decode_into(tmp / "pixels.npy", count, side, load, on_error, desc, progress)
             meta = {"format": FORMAT_VERSION, "key": key, "side": side, "count": count,
                     "names": list(names), "bad": {str(i): why for i, why in bad.items()}}
             (tmp / "meta.json").write_text(json.dumps(meta))
@@ -143,6 +126,27 @@ class DecodedImageCache:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return cls(final)
+
+
+def _decode_into(path: Path, count: int, side: int, load: Callable[[int], Image.Image], on_error: str,
+                 desc: str, progress: bool) -> dict[int, str]:
+    """Write every image into a uint8 ``.npy`` at ``path``; returns the skipped ones' errors."""
+    pixels = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(count, side, side, 3))
+    bad: dict[int, str] = {}
+    for i in tqdm(range(count), desc=desc, unit="img", mininterval=1.0, disable=not progress):
+        try:
+            image = load(i)
+        except DatasetError as err:
+            if on_error != "skip":
+                raise
+            bad[i] = str(err)
+            continue
+        array = np.asarray(image, dtype=np.uint8)
+        if array.shape != (side, side, 3):
+            raise ValueError(f"load({i}) gave shape {array.shape}, expected {(side, side, 3)}")
+        pixels[i] = array
+    pixels.flush()
+    return bad
 
 
 def _is_inside(path: Path, folder: Path) -> bool:

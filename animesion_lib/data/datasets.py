@@ -98,13 +98,17 @@ class CharacterDataset(Dataset):
         self.augment = build_augment(transform, image_size, self.train)
         self.side = resize_size(transform, image_size, self.train)
 
+        self._select_readable(rows, cache)
+
+    def _select_readable(self, rows: list[Sample], cache: bool | str | Path) -> None:
+        """Keep the rows whose images can be read (all of them, or an error, unless on_error="skip")."""
         self.cache: DecodedImageCache | None = None
         if cache:
             self.cache = self._open_cache(rows, cache_dir=None if cache is True else Path(cache))
             bad = self.cache.bad
-            if bad and on_error == "raise":  # this cache was built earlier with on_error="skip"
+            if bad and self.on_error == "raise":  # this cache was built earlier with on_error="skip"
                 raise DatasetError(f"{bad[min(bad)]} (recorded when the image cache was built)")
-        elif on_error == "skip":
+        elif self.on_error == "skip":
             bad = self._find_unreadable(rows)
         else:
             bad = {}  # images are checked as they are loaded
@@ -116,7 +120,7 @@ class CharacterDataset(Dataset):
             warnings.warn(
                 f"skipped {len(bad)} unreadable image(s) listed in {self.label_file}:\n  "
                 + "\n  ".join(bad[i] for i in sorted(bad)),
-                stacklevel=2,
+                stacklevel=3,
             )
 
     # -- reading images -------------------------------------------------------------------

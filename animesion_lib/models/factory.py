@@ -81,25 +81,10 @@ def create_model(
     backbone = create_backbone(backbone_name, image_size, pretrained, **kwargs)
 
     if multimodal:
-        if vocab_size is None:
-            raise ValueError(f"{name} reads tags: pass vocab_size=tokenizer.vocab_size")
-        if not is_vit(backbone):
-            raise ValueError(f"{name}: the multimodal model needs a ViT with a [CLS] token, "
-                             f"not {type(backbone).__name__}")
-        if "special_token_ids" in vilt_kwargs:
-            vilt_kwargs["special_token_ids"] = sorted(int(i) for i in vilt_kwargs["special_token_ids"])
-        model: AnimesionModel = ViLT(backbone, num_classes, vocab_size, max_text_len, head, num_tags,
-                                     exclusion, **vilt_kwargs, **model_kwargs)
+        model = _multimodal_model(name, backbone, num_classes, vocab_size, max_text_len, head, num_tags, exclusion,
+                                  vilt_kwargs, model_kwargs)
     else:
-        if vocab_size is not None:
-            raise ValueError(f"{name} is image-only; vocab_size is for {MULTIMODAL_PREFIX}* models")
-        if is_vit(backbone):
-            model = ViTClassifier(backbone, num_classes, head, num_tags, exclusion, **model_kwargs)
-        elif head == "ifa" or exclusion is not None:
-            raise ValueError(f"{name} is a {type(backbone).__name__}, not a ViT: the IFA head and the exclusion "
-                             "loss need the [CLS] token of every transformer layer; use head='cls'")
-        else:
-            model = TimmClassifier(backbone, num_classes, num_tags, **model_kwargs)
+        model = _image_model(name, backbone, num_classes, vocab_size, head, num_tags, exclusion, model_kwargs)
 
     model.config = _plain(dict(
         name=name, num_classes=num_classes, image_size=image_size, head=head,
@@ -109,6 +94,32 @@ def create_model(
     if pretrained_path is not None:
         model.load_report = load_pretrained(model, pretrained_path)
     return model
+
+
+def _multimodal_model(name: str, backbone: Any, num_classes: int, vocab_size: int | None, max_text_len: int,
+                      head: str, num_tags: int, exclusion: ExclusionLoss | None, vilt_kwargs: dict[str, Any],
+                      model_kwargs: dict[str, Any]) -> AnimesionModel:
+    if vocab_size is None:
+        raise ValueError(f"{name} reads tags: pass vocab_size=tokenizer.vocab_size")
+    if not is_vit(backbone):
+        raise ValueError(f"{name}: the multimodal model needs a ViT with a [CLS] token, "
+                         f"not {type(backbone).__name__}")
+    if "special_token_ids" in vilt_kwargs:
+        vilt_kwargs["special_token_ids"] = sorted(int(i) for i in vilt_kwargs["special_token_ids"])
+    return ViLT(backbone, num_classes, vocab_size, max_text_len, head, num_tags, exclusion, **vilt_kwargs,
+                **model_kwargs)
+
+
+def _image_model(name: str, backbone: Any, num_classes: int, vocab_size: int | None, head: str, num_tags: int,
+                 exclusion: ExclusionLoss | None, model_kwargs: dict[str, Any]) -> AnimesionModel:
+    if vocab_size is not None:
+        raise ValueError(f"{name} is image-only; vocab_size is for {MULTIMODAL_PREFIX}* models")
+    if is_vit(backbone):
+        return ViTClassifier(backbone, num_classes, head, num_tags, exclusion, **model_kwargs)
+    if head == "ifa" or exclusion is not None:
+        raise ValueError(f"{name} is a {type(backbone).__name__}, not a ViT: the IFA head and the exclusion "
+                         "loss need the [CLS] token of every transformer layer; use head='cls'")
+    return TimmClassifier(backbone, num_classes, num_tags, **model_kwargs)
 
 
 def _vilt_backbone(name: str) -> str:
