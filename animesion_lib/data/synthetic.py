@@ -471,30 +471,7 @@ def make_scene(entry: CharacterEntry, rng: random.Random, artists: list[ArtistSt
         outfit = rng.choice(OUTFITS if look.gender == "girl" else ("serafuku", "hoodie", "jacket"))
         colour = rng.choice(list(CLOTH_COLOURS))
     expression = rng.choices(EXPRESSIONS, weights=entry.mood)[0]
-    background = _weighted(rng, BACKGROUNDS)
-    names = list(BACKGROUND_COLOURS)
-    image_tags: list[str] = []
-    extra = False
-    if background == "plain":
-        name = "white" if rng.random() < 0.5 else rng.choice(names)
-        colours = (BACKGROUND_COLOURS[name],) * 2
-        image_tags += ["simple_background", f"{name}_background"]
-    elif background in ("gradient", "stripes", "dots", "checks"):
-        a, b = rng.sample(names, 2)
-        colours = (BACKGROUND_COLOURS[a], BACKGROUND_COLOURS[b])
-        image_tags += [{"gradient": "gradient_background", "stripes": "striped_background",
-                        "dots": "polka_dot_background", "checks": "checkered_background"}[background]]
-    elif background == "day":
-        colours = ((110, 165, 240), (225, 238, 252))
-        extra = rng.random() < 0.5
-        image_tags += ["outdoors", "day", "sky", "blue_sky", "cloud", "grass"] + (["tree"] if extra else [])
-    elif background == "night":
-        colours = ((18, 22, 70), (80, 55, 115))
-        image_tags += ["outdoors", "night", "night_sky", "starry_sky", "moon"]
-    else:
-        wall = BACKGROUND_COLOURS[rng.choice(names)]
-        colours = (wall, (235, 225, 210))
-        image_tags += ["indoors", "window"]
+    background, colours, extra, image_tags = _draw_background(rng)
     framing = _weighted(rng, {k: v[0] for k, v in FRAMINGS.items()})
     _, fy, fside = FRAMINGS[framing]
     occluder = "none"
@@ -524,13 +501,42 @@ def make_scene(entry: CharacterEntry, rng: random.Random, artists: list[ArtistSt
     if alternate and rng.random() < 0.6:
         image_tags.append("alternate_costume")
 
+    return scene, _observed_tags(rng, entry, outfit, colour, image_tags, cfg)
+
+
+def _draw_background(rng: random.Random) -> tuple[str, tuple, bool, list[str]]:
+    """Background kind, its two colours, whether it has an extra (a tree), and its tags."""
+    background = _weighted(rng, BACKGROUNDS)
+    names = list(BACKGROUND_COLOURS)
+    extra = False
+    if background == "plain":
+        name = "white" if rng.random() < 0.5 else rng.choice(names)
+        return background, (BACKGROUND_COLOURS[name],) * 2, extra, ["simple_background", f"{name}_background"]
+    if background in ("gradient", "stripes", "dots", "checks"):
+        a, b = rng.sample(names, 2)
+        tag = {"gradient": "gradient_background", "stripes": "striped_background",
+               "dots": "polka_dot_background", "checks": "checkered_background"}[background]
+        return background, (BACKGROUND_COLOURS[a], BACKGROUND_COLOURS[b]), extra, [tag]
+    if background == "day":
+        extra = rng.random() < 0.5
+        tags = ["outdoors", "day", "sky", "blue_sky", "cloud", "grass"] + (["tree"] if extra else [])
+        return background, ((110, 165, 240), (225, 238, 252)), extra, tags
+    if background == "night":
+        return background, ((18, 22, 70), (80, 55, 115)), extra, ["outdoors", "night", "night_sky", "starry_sky", "moon"]
+    wall = BACKGROUND_COLOURS[rng.choice(names)]
+    return background, (wall, (235, 225, 210)), extra, ["indoors", "window"]
+
+
+def _observed_tags(rng: random.Random, entry: CharacterEntry, outfit: str, colour: str, image_tags: list[str],
+                   cfg: SyntheticConfig) -> list[str]:
+    """The tags a tagger left: each true tag kept with its probability, plus filler and wrong ones."""
     keep = cfg.sparse_tag_keep if rng.random() < cfg.sparse_tagging else cfg.attribute_tag_keep
-    tags = {t for t in attribute_tags(look, outfit, colour) if rng.random() < keep}
+    tags = {t for t in attribute_tags(entry.look, outfit, colour) if rng.random() < keep}
     tags |= {t for t in image_tags if rng.random() < cfg.image_tag_keep}
     tags |= {t for t in entry.habits if rng.random() < cfg.habit_tag_keep}
     tags |= set(rng.choices(FILLER_TAGS, weights=_FILLER_WEIGHTS, k=_poisson(rng, cfg.filler_tags)))
     tags |= set(rng.choices(ATTRIBUTE_VOCAB, k=_poisson(rng, cfg.spurious_tags)))
-    return scene, sorted(tags)
+    return sorted(tags)
 
 
 # --------------------------------------------------------------------------- the dataset plan
