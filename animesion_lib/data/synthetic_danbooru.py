@@ -23,8 +23,6 @@ Images are hard-linked when the file system allows it, else copied. Deterministi
 
 from __future__ import annotations
 
-import ast
-import csv
 import hashlib
 import json
 import os
@@ -34,6 +32,14 @@ import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from animesion_lib.data.layout import (
+    available_splits,
+    class_file,
+    dafre_layout,
+    labels_root,
+    read_classes,
+    read_split,
+)
 from animesion_lib.errors import DatasetError
 
 META_TAGS = ("highres", "absurdres", "commentary", "translated", "bad_id", "md5_mismatch")
@@ -57,27 +63,17 @@ class DumpDistractors:
 
 
 def _read_posts(root: Path, image_folder: str) -> tuple[list[str], list[tuple[int, str, list[str]]]]:
-    labels = root / "labels"
-    class_path = labels / "classid_classname.csv"
-    if not class_path.is_file():
-        raise DatasetError("not a DAF:re-layout folder with labels (class file missing)", path=class_path)
-    with open(class_path, newline="", encoding="utf-8") as f:
-        classes = [name for _, name in sorted((int(i), n) for i, n in csv.reader(f))]
-    rows = []
-    for split in ("train", "val", "test"):
-        path = labels / f"{split}_tags.csv"
-        if not path.is_file():
-            continue
-        with open(path, newline="", encoding="utf-8") as f:
-            reader = csv.reader(f)
-            next(reader, None)  # header class_id,dir,tags_cat0
-            for number, fields in enumerate(reader, start=2):
-                try:
-                    rows.append((int(fields[0]), fields[1], list(ast.literal_eval(fields[2]))))
-                except (ValueError, SyntaxError, IndexError):
-                    raise DatasetError("expected class_id,dir,tags_cat0", path=path, row=number) from None
+    layout = dafre_layout(image_folder)
+    if not class_file(root, layout).is_file():
+        raise DatasetError("not a DAF:re-layout folder with labels (class file missing)",
+                           path=class_file(root, layout))
+    classes = read_classes(class_file(root, layout))
+    rows = [(s.class_id, s.rel, list(s.tags))
+            for split in available_splits(root, layout, with_tags=True)
+            for s in read_split(root, layout, split, with_tags=True, classes=classes)]
     if not rows:
-        raise DatasetError("no {split}_tags.csv rows: the exporter needs the tag files", path=labels)
+        raise DatasetError("no {split}_tags.csv rows: the exporter needs the tag files",
+                           path=labels_root(root, layout))
     if not (root / image_folder).is_dir():
         raise DatasetError(f"image folder {image_folder}/ not found", path=root)
     return classes, sorted(rows, key=lambda r: (r[0], r[1]))
