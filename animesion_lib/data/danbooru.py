@@ -63,7 +63,8 @@ from animesion_lib.data.danbooru_metadata import (
     RATING_WORDS,
     BadLine,
     check_image_template,
-    iter_posts,
+    create_posts_table,
+    load_posts,
     sniff_shape,
 )
 from animesion_lib.data.folder_names import safe_folder_names
@@ -87,7 +88,6 @@ SPLITS = ("train", "val", "test")
 IMAGE_FOLDERS = ("fullMin256", "faces")
 METADATA_SUFFIXES = (".json", ".jsonl", ".ndjson")
 
-_BATCH = 50_000  # posts per insert into DuckDB
 _IMAGE_BLOCK = 4_096  # images handed to the pool at a time (bounds memory on huge builds)
 
 
@@ -279,67 +279,34 @@ class _Build:
 
     # ------------------------------------------------------------------ 1. read
     def read_metadata(self) -> None:
-        """Stream every file into the ``posts`` table; bad lines stop or are reported.
-
-        Parsed posts are staged as a tab-separated file that DuckDB loads in one columnar read:
-        constant Python memory, and much cheaper than inserting Python objects batch by batch.
-        Fields never contain tabs or newlines (tags are whitespace-free tokens).
-        """
+        """Parse every file into the ``posts`` table (in DuckDB); bad lines stop or are reported."""
         start = time.perf_counter()
-        staged = self.scratch / "posts.tsv"
-        shapes: dict[str, str] = {}
-        lines_read = 0
+        create_posts_table(self.con)
         bar = _progress(unit=" posts", desc="read metadata", disable=not self.config.progress)
-
-        def cell(value) -> str:
-            return "\\N" if value is None else str(value)
-
-        with open(staged, "w", encoding="utf-8", newline="\n") as out:
-            for file_index, path in enumerate(self.files):
-                shape = self.config.shape
-                if shape == "auto":
-                    shape = sniff_shape(path) or "dump"
-                shapes[str(path)] = shape
-                pending = 0
-                for item in iter_posts(path, shape, self.config.image_template):
-                    lines_read += 1
-                    if isinstance(item, BadLine):
-                        if self.config.on_error == "stop":
-                            raise DatasetError(
-                                f"{item.reason.replace('_', ' ')}: {item.detail} "
-                                "(pass --on-error skip to report such lines and go on)",
-                                path=path, row=item.line,
-                            )
-                        self.excluded[item.reason] += 1
-                        self.problems.writerow([path.name, item.line, "", item.reason, item.detail])
-                        continue
-                    n_characters = len(item.characters)
-                    out.write("\t".join((
-                        str(file_index), str(item.line), str(item.id), cell(item.rating),
-                        cell(item.width), cell(item.height), cell(item.image), str(n_characters),
-                        item.characters[0] if n_characters == 1 else "\\N",
-                        item.general, item.copyright, item.artist, item.meta)) + "\n")
-                    pending += 1
-                    if pending == _BATCH:
-                        bar.update(pending)
-                        pending = 0
-                bar.update(pending)
+        lines_read, files = 0, []
+        for index, path in enumerate(self.files):
+            shape = self.config.shape if self.config.shape != "auto" else sniff_shape(path) or "dump"
+            template = self.config.image_template or DEFAULT_IMAGE_PATHS[shape]
+            for block in load_posts(self.con, path, index, shape, template):
+                lines_read += block.lines
+                bar.update(block.lines)
+                for bad in block.bad:
+                    self._bad_line(path, bad)
+            files.append({"file": str(path), "shape": shape, "bytes": path.stat().st_size})
         bar.close()
-        self.con.execute(
-            """CREATE TABLE posts AS SELECT * FROM read_csv($1, delim = '\t', header = false,
-                   quote = '', escape = '', nullstr = '\\N', columns = {
-                   'file': 'INTEGER', 'line': 'INTEGER', 'id': 'BIGINT', 'rating': 'VARCHAR',
-                   'width': 'INTEGER', 'height': 'INTEGER', 'image': 'VARCHAR',
-                   'n_characters': 'INTEGER', 'character': 'VARCHAR', 'general': 'VARCHAR',
-                   'copyright': 'VARCHAR', 'artist': 'VARCHAR', 'meta': 'VARCHAR'})""",
-            [str(staged)],
-        )
-        staged.unlink()
-        self.stats["metadata_files"] = [
-            {"file": str(p), "shape": shapes[str(p)], "bytes": p.stat().st_size} for p in self.files
-        ]
+        self.stats["metadata_files"] = files
         self.stats["posts_read"] = lines_read
         self._timed("read_metadata", start)
+
+    def _bad_line(self, path: Path, bad: BadLine) -> None:
+        if self.config.on_error == "stop":
+            raise DatasetError(
+                f"{bad.reason.replace('_', ' ')}: {bad.detail} "
+                "(pass --on-error skip to report such lines and go on)",
+                path=path, row=bad.line,
+            )
+        self.excluded[bad.reason] += 1
+        self.problems.writerow([path.name, bad.line, "", bad.reason, bad.detail])
 
     # ------------------------------------------------------------------ 2. post filters
     def filter_posts(self) -> None:
@@ -350,7 +317,9 @@ class _Build:
         self.con.execute(
             f"""CREATE TABLE status AS
             WITH ranked AS (
-                SELECT *, row_number() OVER (PARTITION BY id ORDER BY file, line) AS copy,
+                SELECT * EXCLUDE (characters), len(characters) AS n_characters,
+                       CASE WHEN len(characters) = 1 THEN characters[1] END AS character,
+                       row_number() OVER (PARTITION BY id ORDER BY file, line) AS copy,
                        first_value(line) OVER (PARTITION BY id ORDER BY file, line) AS first_line,
                        first_value(file) OVER (PARTITION BY id ORDER BY file, line) AS first_file
                 FROM posts)
