@@ -68,6 +68,9 @@ from animesion_lib.data.danbooru_metadata import (
     sniff_shape,
 )
 from animesion_lib.data.folder_names import safe_folder_names
+from animesion_lib.data.layout import CLASS_FILE, write_classes, write_split
+from animesion_lib.data.splits import split_counts
+from animesion_lib.data.statistics import markdown_table
 from animesion_lib.data.image_export import IMAGE_MODES, ExportTask, export_images
 from animesion_lib.errors import DatasetError
 
@@ -191,29 +194,6 @@ def preset_config(name: str = "danmul", **overrides) -> BuildConfig:
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     return BuildConfig(preset=name, **{**PRESETS[name], **overrides})
-
-
-def split_counts(n: int, fractions: Sequence[float]) -> tuple[int, int, int]:
-    """How many of a class's ``n`` images go to train, val and test.
-
-    Val and test get ``round(n * fraction)`` (half up), at least one each when their fraction
-    is positive and ``n >= 3``; train gets the rest and always keeps at least one image.
-    """
-    _, f_val, f_test = fractions
-
-    def share(fraction: float) -> int:
-        if fraction <= 0:
-            return 0
-        k = int(n * fraction + 0.5)
-        return max(k, 1) if n >= 3 else k
-
-    n_val, n_test = share(f_val), share(f_test)
-    while n - n_val - n_test < 1:  # tiny classes: train first
-        if n_test >= n_val and n_test > 0:
-            n_test -= 1
-        else:
-            n_val -= 1
-    return n - n_val - n_test, n_val, n_test
 
 
 def find_metadata_files(paths: Sequence[str | Path]) -> list[Path]:
@@ -610,8 +590,6 @@ class _Build:
 
     # ------------------------------------------------------------------ 6. write
     def write_labels(self) -> None:
-        from animesion_lib.data.layout import CLASS_FILE, TAG_COLUMNS, write_classes
-
         start = time.perf_counter()
         labels = self.root / "labels"
         labels.mkdir()
@@ -619,22 +597,24 @@ class _Build:
             "SELECT character FROM classes ORDER BY class_id").fetchall()]
         write_classes(labels / CLASS_FILE, classes)
         for split in SPLITS:
-            reader = self.con.cursor()
-            reader.execute(
-                """SELECT f.class_id, f.rel, coalesce(t.tags, []::VARCHAR[]) FROM final f
-                   LEFT JOIN tag_lists t USING (id) WHERE f.split = $1
-                   ORDER BY f.class_id, f.id""",
-                [split],
-            )
-            with open(labels / f"{split}.csv", "w", newline="", encoding="utf-8") as plain, \
-                    open(labels / f"{split}_tags.csv", "w", newline="", encoding="utf-8") as tagged:
-                plain_writer, tag_writer = csv.writer(plain), csv.writer(tagged)
-                tag_writer.writerow(TAG_COLUMNS)
-                while rows := reader.fetchmany(50_000):
-                    plain_writer.writerows((c, rel) for c, rel, _ in rows)
-                    tag_writer.writerows((c, rel, repr(list(tags))) for c, rel, tags in rows)
-            reader.close()
+            write_split(labels / f"{split}.csv", self._label_rows(split, tags=False), False)
+            write_split(labels / f"{split}_tags.csv", self._label_rows(split, tags=True), True)
         self._timed("write_labels", start)
+
+    def _label_rows(self, split: str, tags: bool):
+        """Stream ``(class_id, rel[, tags])`` rows of one split, in class then post id order."""
+        reader = self.con.cursor()
+        tag_column = ", coalesce(t.tags, []::VARCHAR[])" if tags else ""
+        reader.execute(
+            f"""SELECT f.class_id, f.rel{tag_column} FROM final f
+                LEFT JOIN tag_lists t USING (id) WHERE f.split = $1 ORDER BY f.class_id, f.id""",
+            [split],
+        )
+        try:
+            while rows := reader.fetchmany(50_000):
+                yield from rows
+        finally:
+            reader.close()
 
     def summarise(self) -> dict:
         cfg = self.config
@@ -694,31 +674,23 @@ def statistics_markdown(stats: dict, name: str | None = None) -> str:
     """The statistics as Markdown: Dan:mul's Table 2 row, then splits, exclusions and tags."""
     t = stats["table2"]
     name = name or stats["dataset"]
-    lines = [
-        f"# Dataset statistics: {name} (preset `{stats['preset']}`"
-        + (", dry run" if stats["dry_run"] else "") + ")",
-        "",
-        "| Dataset | Images | Classes | Tags per image | Resolution |",
-        "| --- | ---: | ---: | ---: | --- |",
-        f"| {name} | {t['images']:,} | {t['classes']:,} | {t['tags_per_image']:.2f} | "
-        f"{t['resolution'] or 'n/a'} (mean W x H, {t['resolution_source']}) |",
-        "",
-        "| Split | Images | Classes |",
-        "| --- | ---: | ---: |",
-    ]
-    for split in SPLITS:
-        s = stats["splits"].get(split, {"images": 0, "classes": 0})
-        lines.append(f"| {split} | {s['images']:,} | {s['classes']:,} |")
-    lines += ["", f"Posts read: {stats['posts_read']:,}. Every exclusion, in the order applied:", "",
-              "| Filter | Excluded | Remaining |", "| --- | ---: | ---: |"]
-    for row in stats["funnel"]:
-        lines.append(f"| {row['filter']} | {row['excluded']:,} | {row['remaining']:,} |")
+    lines = [f"# Dataset statistics: {name} (preset `{stats['preset']}`"
+             + (", dry run" if stats["dry_run"] else "") + ")", ""]
+    lines += markdown_table(
+        ["Dataset", "Images", "Classes", "Tags per image", "Resolution"],
+        [[name, f"{t['images']:,}", f"{t['classes']:,}", f"{t['tags_per_image']:.2f}",
+          f"{t['resolution'] or 'n/a'} (mean W x H, {t['resolution_source']})"]], "lrrrl")
+    splits = [stats["splits"].get(split, {"images": 0, "classes": 0}) for split in SPLITS]
+    lines += ["", *markdown_table(["Split", "Images", "Classes"], [
+        [split, f"{s['images']:,}", f"{s['classes']:,}"] for split, s in zip(SPLITS, splits)], "lrr")]
+    lines += ["", f"Posts read: {stats['posts_read']:,}. Every exclusion, in the order applied:", ""]
+    lines += markdown_table(["Filter", "Excluded", "Remaining"], [
+        [row["filter"], f"{row['excluded']:,}", f"{row['remaining']:,}"] for row in stats["funnel"]], "lrr")
     tags = stats["tags"]
-    lines += ["", f"Tags (categories kept: {', '.join(tags['categories_kept']) or 'none'}):", "",
-              "| Step | Tag occurrences | Tags per image | Vocabulary |", "| --- | ---: | ---: | ---: |"]
-    for row in tags["steps"]:
-        lines.append(f"| {row['step']} | {row['tag_occurrences']:,} | {row['tags_per_image']:.2f} "
-                     f"| {row['vocabulary']:,} |")
+    lines += ["", f"Tags (categories kept: {', '.join(tags['categories_kept']) or 'none'}):", ""]
+    lines += markdown_table(["Step", "Tag occurrences", "Tags per image", "Vocabulary"], [
+        [row["step"], f"{row['tag_occurrences']:,}", f"{row['tags_per_image']:.2f}", f"{row['vocabulary']:,}"]
+        for row in tags["steps"]], "lrrr")
     if "least_important" in tags:
         least = ", ".join(f"{d['tag']} ({d['importance']})" for d in tags["least_important"])
         lines += ["", f"Least important tags kept by the statistics (importance): {least}."]
