@@ -227,8 +227,10 @@ class _Build:
         self.files, self.images, self.root, self.config = files, images, work, config
         self.scratch = work / "_work"
         self.scratch.mkdir(parents=True)
+        # An in-memory database: tables stay in memory up to the limit and spill to the scratch
+        # folder past it, so nothing is written to disk that fits in memory.
         self.con = duckdb.connect(
-            str(self.scratch / "build.duckdb"),
+            ":memory:",
             config={
                 "memory_limit": config.memory_limit,
                 "temp_directory": str(self.scratch / "spill"),
@@ -274,6 +276,7 @@ class _Build:
                     self._bad_line(path, bad)
             files.append({"file": str(path), "shape": shape, "bytes": path.stat().st_size})
         bar.close()
+        self.con.execute("DELETE FROM posts WHERE reason IS NOT NULL")  # counted and reported
         self.stats["metadata_files"] = files
         self.stats["posts_read"] = lines_read
         self._timed("read_metadata", start)
@@ -297,7 +300,7 @@ class _Build:
         self.con.execute(
             f"""CREATE TABLE status AS
             WITH ranked AS (
-                SELECT * EXCLUDE (characters), len(characters) AS n_characters,
+                SELECT * EXCLUDE (characters, reason), len(characters) AS n_characters,
                        CASE WHEN len(characters) = 1 THEN characters[1] END AS character,
                        row_number() OVER (PARTITION BY id ORDER BY file, line) AS copy,
                        first_value(line) OVER (PARTITION BY id ORDER BY file, line) AS first_line,

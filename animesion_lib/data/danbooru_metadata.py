@@ -54,6 +54,7 @@ POST_COLUMNS = {
     "file": "INTEGER", "line": "BIGINT", "id": "BIGINT", "rating": "VARCHAR", "width": "INTEGER",
     "height": "INTEGER", "image": "VARCHAR", "characters": "VARCHAR[]", "general": "VARCHAR",
     "copyright": "VARCHAR", "artist": "VARCHAR", "meta": "VARCHAR",
+    "reason": "VARCHAR",  # NULL for a post; malformed_json / invalid_post for a bad line
 }
 _BLOCK_BYTES = 32 << 20  # lines handed to DuckDB at a time: bounds Python's memory
 
@@ -180,8 +181,11 @@ _MACROS = {
         WHEN 'DOUBLE' THEN CASE WHEN CAST(v AS DOUBLE) = round(CAST(v AS DOUBLE))
                                 THEN TRY_CAST(CAST(v AS DOUBLE) AS BIGINT) END END""",
     "json_text(v)": "CASE WHEN json_type(v) = 'VARCHAR' THEN v->>'$' END",
-    "tag_token(name)": f"""CASE WHEN regexp_matches(name, '{_SPACE}') THEN regexp_replace(
-        regexp_replace(name, '^{_SPACE}+|{_SPACE}+$', '', 'g'), '{_SPACE}+', '_', 'g') ELSE name END""",
+    "tag_token(name)": f"""regexp_replace(
+        regexp_replace(name, '^{_SPACE}+|{_SPACE}+$', '', 'g'), '{_SPACE}+', '_', 'g')""",
+    # one test per post rather than per tag: almost no post has a tag name with whitespace
+    "tag_tokens(tags)": f"""CASE WHEN regexp_matches(array_to_string([t.name FOR t IN tags], ''), '{_SPACE}')
+        THEN [{{'name': tag_token(t.name), 'category': t.category}} FOR t IN tags] ELSE tags END""",
     "tag_words(s)": f"""coalesce(regexp_replace(regexp_replace(s, '^{_SPACE}+|{_SPACE}+$', '', 'g'),
         '{_SPACE}+', ' ', 'g'), '')""",
     "ordered_distinct(l)": "list_filter(l, lambda x, i: list_position(l, x) = i)",
@@ -221,42 +225,51 @@ def _tag_sql(shape: str) -> dict[str, str]:
 
     def names(category: str) -> str:
         code = CATEGORY_IDS[category]
-        return f"[tag_token(t.name) FOR t IN tags IF t.category = '{code}' AND t.name IS NOT NULL]"
+        return f"[t.name FOR t IN tags IF t.category = '{code}' AND t.name IS NOT NULL]"
 
     out = {c: f"array_to_string({names(c)}, ' ')" for c in ("general", "copyright", "artist", "meta")}
     out["characters"] = f"ordered_distinct({names('character')})"
     return out
 
 
-def posts_sql(shape: str, template: str, file_index: int, source: str = "_good") -> str:
-    """A SELECT of :data:`POST_COLUMNS` from ``source`` (columns ``line``, ``text``)."""
+def _parsed_lines_sql(shape: str, checked: bool) -> str:
+    """Every non-blank line of ``_lines`` (``line``, ``raw``) with its parse ``p`` and ``reason``.
+
+    ``json_transform`` parses a line into the shape's structure; ``checked`` first asks
+    ``json_valid`` (a second parse), so that a block with a malformed line still loads, else a
+    malformed line fails the whole statement. A line that is not UTF-8 decodes to NULL and counts
+    as malformed. Blank is what Python's ``bytes.strip()`` strips. ``reason`` is NULL for a post,
+    else why the line is unusable.
+    """
     structure = json.dumps(STRUCTURES[shape]).replace("'", "''")
-    tags = (", CASE WHEN list_bool_or([t.name IS NULL AND t.category IS NULL FOR t IN p.tags])"
-            " THEN loose_tags(text) ELSE p.tags END AS tags") if shape == "dump" else ""
-    ext = ("CASE WHEN p.file_ext IS NULL AND NOT json_exists(text, '$.file_ext') THEN 'jpg' "
-           "ELSE json_text(p.file_ext) END")
+    valid = "coalesce(json_valid(text), FALSE)" if checked else "text IS NOT NULL"
+    return f"""
+        SELECT *, json_int(p.id) AS id, CASE WHEN NOT valid THEN 'malformed_json'
+                  WHEN coalesce(json_int(p.id) < 0, TRUE) THEN 'invalid_post' END AS reason
+        FROM (SELECT line, text, valid,
+                     CASE WHEN valid THEN json_transform(text, '{structure}') END AS p
+              FROM (SELECT line, text, {valid} AS valid
+                    FROM (SELECT line, TRY(decode(raw)) AS text FROM _lines)
+                    WHERE text IS NULL OR ltrim(text, ' ' || chr(9) || chr(13) || chr(11) || chr(12)) <> ''))"""
+
+
+def posts_sql(shape: str, template: str, file_index: int, checked: bool = True) -> str:
+    """A SELECT of :data:`POST_COLUMNS` from the lines of ``_lines`` (bad ones with a reason)."""
+    tags = (", tag_tokens(coalesce(CASE WHEN list_bool_or([t.name IS NULL AND t.category IS NULL "
+            "FOR t IN p.tags]) THEN loose_tags(text) ELSE p.tags END, [])) AS tags") if shape == "dump" else ""
+    ext = ("CASE WHEN NOT valid THEN NULL WHEN p.file_ext IS NULL AND NOT json_exists(text, '$.file_ext') "
+           "THEN 'jpg' ELSE json_text(p.file_ext) END")  # a missing file_ext means jpg, a null one none
     categories = _tag_sql(shape)
     return f"""
         SELECT {int(file_index)} AS file, line, id, rating, width, height,
                {image_path_sql(template)} AS image, {categories['characters']} AS characters,
                {categories['general']} AS general, {categories['copyright']} AS copyright,
-               {categories['artist']} AS artist, {categories['meta']} AS meta
-        FROM (SELECT *, json_int(p.id) AS id, rating_letter(json_text(p.rating)) AS rating,
+               {categories['artist']} AS artist, {categories['meta']} AS meta, reason
+        FROM (SELECT *, rating_letter(json_text(p.rating)) AS rating,
                      TRY_CAST(json_int(p.image_width) AS INTEGER) AS width,
                      TRY_CAST(json_int(p.image_height) AS INTEGER) AS height,
                      valid_md5(json_text(p.md5)) AS md5, valid_ext({ext}) AS ext {tags}
-              FROM (SELECT line, text, json_transform(text, '{structure}') AS p FROM {source}))"""
-
-
-# Every non-blank line of a block, with why it is unusable (NULL: a post). Blank as Python's
-# bytes.strip() sees it; a line that is not UTF-8 decodes to NULL and counts as malformed.
-_CLASSIFY = r"""CREATE OR REPLACE TEMP TABLE _block AS
-    SELECT line, text, CASE WHEN text IS NULL OR NOT json_valid(text) THEN 'malformed_json'
-                            WHEN json_type(text) <> 'OBJECT' THEN 'invalid_post'
-                            WHEN coalesce(json_int(text->'id') < 0, TRUE) THEN 'invalid_post'
-                       END AS reason
-    FROM (SELECT line, TRY(decode(raw)) AS text FROM _lines)
-    WHERE text IS NULL OR NOT regexp_full_match(text, '[ \t\r\x0b\x0c]*')"""
+              FROM ({_parsed_lines_sql(shape, checked)}))"""
 
 
 @dataclass(frozen=True)
@@ -304,30 +317,33 @@ def create_posts_table(con, table: str = "posts") -> None:
 
 def load_posts(con, path: Path, file_index: int, shape: str, template: str,
                table: str = "posts") -> Iterator[Block]:
-    """Append the posts of one JSON-lines file to ``table`` (:func:`create_posts_table`).
+    """Append the lines of one JSON-lines file to ``table`` (:func:`create_posts_table`).
 
-    Yields one :class:`Block` per block of lines read, after its good posts are in the table.
+    Bad lines are rows too, with their ``reason`` and NULL fields (the caller drops them).
+    Yields one :class:`Block` per block of lines read, once it is in the table.
     """
+    import duckdb
     import numpy as np
     import pandas as pd
 
     if shape not in SHAPES:
         raise ValueError(f"shape must be one of {SHAPES}, got {shape!r}")
     _create_macros(con)
-    insert = f"INSERT INTO {table} {posts_sql(shape, template, file_index)}"
+    fast, checked = (f"INSERT INTO {table} {posts_sql(shape, template, file_index, check)}"
+                     for check in (False, True))
     for first, lines, end in _line_blocks(path):
         frame = pd.DataFrame({"line": np.arange(first, first + len(lines), dtype=np.int64),
                               "raw": lines})
         con.register("_lines", frame)
-        con.execute(_CLASSIFY)
+        try:  # one JSON parse per line; a block with a malformed line fails and goes again
+            read = con.execute(fast).fetchall()[0][0]
+        except duckdb.InvalidInputException:
+            read = con.execute(checked).fetchall()[0][0]
         con.unregister("_lines")
-        con.execute("CREATE OR REPLACE TEMP VIEW _good AS SELECT line, text FROM _block WHERE reason IS NULL")
-        con.execute(insert)
-        read = con.execute("SELECT count(*) FROM _block").fetchall()[0][0]
-        bad = con.execute("SELECT line, reason FROM _block WHERE reason IS NOT NULL ORDER BY line").fetchall()
+        bad = con.execute(
+            f"SELECT line, reason FROM {table} WHERE reason IS NOT NULL AND file = $1 AND line >= $2 "
+            "ORDER BY line", [file_index, first]).fetchall()
         yield Block(read, [describe_bad_line(n, lines[n - first] + end, reason) for n, reason in bad])
-    con.execute("DROP VIEW IF EXISTS _good")
-    con.execute("DROP TABLE IF EXISTS _block")
 
 
 def iter_posts(
@@ -350,6 +366,6 @@ def iter_posts(
         bad = [item for block in load_posts(con, Path(path), 0, shape, template) for item in block.bad]
         rows = con.execute(
             "SELECT line, id, rating, width, height, image, characters, general, copyright, artist, "
-            "meta FROM posts").fetchall()
+            "meta FROM posts WHERE reason IS NULL").fetchall()
     posts = [Post(*row[:6], tuple(row[6]), *row[7:]) for row in rows]
     yield from sorted([*posts, *bad], key=lambda item: item.line)
