@@ -494,9 +494,9 @@ class _Build:
         kept = " || ' ' || ".join(cfg.tag_categories) if cfg.tag_categories else "''"
         self.con.execute(
             f"""CREATE TABLE post_tags AS
-                SELECT DISTINCT id, class_id, split, tag FROM (
-                    SELECT id, class_id, split, unnest(string_split({kept}, ' ')) AS tag FROM final)
-                WHERE tag <> ''"""
+                SELECT id, class_id, split, unnest(list_distinct(
+                    list_filter(string_split({kept}, ' '), lambda tag: tag <> ''))) AS tag
+                FROM final"""
         )
         # Tag statistics come from the training split only.
         self.con.execute(
@@ -521,24 +521,23 @@ class _Build:
                    FROM ct JOIN cs USING (class_id) JOIN df USING (tag), total GROUP BY tag"""
             )
             floor = "-1e300" if cfg.min_tag_importance is None else repr(float(cfg.min_tag_importance))
-            cap = "1e18" if cfg.max_tags_per_image is None else str(int(cfg.max_tags_per_image))
             self.con.execute(
                 f"""CREATE TABLE important AS
                     SELECT f.*, coalesce(i.importance, 0.0) AS importance FROM frequent f
                     LEFT JOIN importance i USING (tag) WHERE coalesce(i.importance, 0.0) > {floor}"""
             )
-            self.con.execute(
-                f"""CREATE TABLE kept_tags AS SELECT id, tag FROM (
-                        SELECT id, tag, row_number() OVER (PARTITION BY id
-                                            ORDER BY importance DESC, tag) AS rk FROM important)
-                    WHERE rk <= {cap}"""
-            )
+            # the most important first, ties by name: the smallest (-importance, tag)
+            cap = cfg.max_tags_per_image
+            top = ("list(tag)" if cap is None else "[]::VARCHAR[]" if cap == 0 else
+                   f"min_by(tag, {{'order': -importance, 'tag': tag}}, {int(cap)})")
+            kept_from = "important"
         else:
-            self.con.execute("CREATE TABLE kept_tags AS SELECT id, tag FROM frequent")
+            top, kept_from = "list(tag)", "frequent"
         self.con.execute(
-            """CREATE TABLE tag_lists AS
-               SELECT id, list(tag ORDER BY tag) AS tags FROM kept_tags GROUP BY id"""
+            f"""CREATE TABLE tag_lists AS SELECT id, list_sort({top}) AS tags FROM {kept_from}
+                GROUP BY id HAVING len(tags) > 0"""
         )
+        self.con.execute("CREATE VIEW kept_tags AS SELECT id, unnest(tags) AS tag FROM tag_lists")
         self._tag_statistics()
         self._timed("filter_tags", start)
 
@@ -607,7 +606,8 @@ class _Build:
     def _label_rows(self, split: str, tags: bool):
         """Stream ``(class_id, rel[, tags])`` rows of one split, in class then post id order."""
         reader = self.con.cursor()
-        tag_column = ", coalesce(t.tags, []::VARCHAR[])" if tags else ""
+        # tags are whitespace-free tokens: one joined string per row is much cheaper to fetch
+        tag_column = ", coalesce(array_to_string(t.tags, ' '), '')" if tags else ""
         reader.execute(
             f"""SELECT f.class_id, f.rel{tag_column} FROM final f
                 LEFT JOIN tag_lists t USING (id) WHERE f.split = $1 ORDER BY f.class_id, f.id""",
@@ -615,7 +615,7 @@ class _Build:
         )
         try:
             while rows := reader.fetchmany(50_000):
-                yield from rows
+                yield from ((c, rel, joined.split()) for c, rel, joined in rows) if tags else rows
         finally:
             reader.close()
 
