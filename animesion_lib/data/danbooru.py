@@ -484,13 +484,19 @@ class _Build:
                 FROM ranked r JOIN _counts k USING (class_id)"""
         )
         self.con.unregister("_counts")
+        self.con.execute("DROP TABLE status")  # everything later reads final
         self._timed("assign_splits", start)
 
     # ------------------------------------------------------------------ 5. tags
     def filter_tags(self) -> None:
-        """Per-image tag lists after the category, rarity and importance filters."""
+        """Per-image tag lists after the category, rarity and importance filters.
+
+        Each step's table is dropped once the next is built and its size recorded, so that the
+        memory limit holds one step of the funnel at a time rather than all of them.
+        """
         start = time.perf_counter()
         cfg = self.config
+        by_category = {c: self._per_image(self._words(c)) for c in TAG_CATEGORIES}
         kept = " || ' ' || ".join(cfg.tag_categories) if cfg.tag_categories else "''"
         self.con.execute(
             f"""CREATE TABLE post_tags AS
@@ -498,6 +504,7 @@ class _Build:
                     list_filter(string_split({kept}, ' '), lambda tag: tag <> ''))) AS tag
                 FROM final"""
         )
+        funnel = [self._occurrences("categories kept", "post_tags")]
         # Tag statistics come from the training split only.
         self.con.execute(
             "CREATE TABLE tag_counts AS SELECT tag, count(*) AS n FROM post_tags "
@@ -508,64 +515,68 @@ class _Build:
             f"""CREATE TABLE frequent AS SELECT p.* FROM post_tags p
                 LEFT JOIN tag_counts c USING (tag) WHERE {rare_rule}"""
         )
+        funnel.append(self._occurrences("after rare-tag filter", "frequent"))
+        self.con.execute("DROP TABLE post_tags")
+        kept_from, top = "frequent", "list(tag)"
         if cfg.importance_filter:
-            self.con.execute(
-                """CREATE TABLE importance AS
-                   WITH ct AS (SELECT class_id, tag, count(*) AS k FROM frequent
-                               WHERE split = 'train' GROUP BY ALL),
-                        cs AS (SELECT class_id, count(*) AS n_c FROM final
-                               WHERE split = 'train' GROUP BY class_id),
-                        df AS (SELECT tag, count(*) AS df FROM ct GROUP BY tag),
-                        total AS (SELECT count(*) AS c FROM cs)
-                   SELECT tag, max(k / n_c * ln(total.c / df.df)) AS importance, any_value(df.df) AS df
-                   FROM ct JOIN cs USING (class_id) JOIN df USING (tag), total GROUP BY tag"""
-            )
-            floor = "-1e300" if cfg.min_tag_importance is None else repr(float(cfg.min_tag_importance))
-            self.con.execute(
-                f"""CREATE TABLE important AS
-                    SELECT f.*, coalesce(i.importance, 0.0) AS importance FROM frequent f
-                    LEFT JOIN importance i USING (tag) WHERE coalesce(i.importance, 0.0) > {floor}"""
-            )
-            # the most important first, ties by name: the smallest (-importance, tag)
-            cap = cfg.max_tags_per_image
-            top = ("list(tag)" if cap is None else "[]::VARCHAR[]" if cap == 0 else
-                   f"min_by(tag, {{'order': -importance, 'tag': tag}}, {int(cap)})")
-            kept_from = "important"
-        else:
-            top, kept_from = "list(tag)", "frequent"
+            kept_from, top = self._importance_filter(funnel)
         self.con.execute(
             f"""CREATE TABLE tag_lists AS SELECT id, list_sort({top}) AS tags FROM {kept_from}
                 GROUP BY id HAVING len(tags) > 0"""
         )
-        self.con.execute("CREATE VIEW kept_tags AS SELECT id, unnest(tags) AS tag FROM tag_lists")
-        self._tag_statistics()
+        self.con.execute(f"DROP TABLE {kept_from}")
+        if cfg.importance_filter:
+            funnel.append(self._occurrences(
+                "after per-image cap", "(SELECT unnest(tags) AS tag FROM tag_lists)"))
+        self._tag_statistics(funnel, by_category)
         self._timed("filter_tags", start)
 
-    def _tag_statistics(self) -> None:
+    def _importance_filter(self, funnel: list) -> tuple[str, str]:
+        """Score tags (module docstring), drop those under the floor; the per-image cap to apply."""
+        cfg = self.config
+        self.con.execute(
+            """CREATE TABLE importance AS
+               WITH ct AS (SELECT class_id, tag, count(*) AS k FROM frequent
+                           WHERE split = 'train' GROUP BY ALL),
+                    cs AS (SELECT class_id, count(*) AS n_c FROM final
+                           WHERE split = 'train' GROUP BY class_id),
+                    df AS (SELECT tag, count(*) AS df FROM ct GROUP BY tag),
+                    total AS (SELECT count(*) AS c FROM cs)
+               SELECT tag, max(k / n_c * ln(total.c / df.df)) AS importance, any_value(df.df) AS df
+               FROM ct JOIN cs USING (class_id) JOIN df USING (tag), total GROUP BY tag"""
+        )
+        floor = "-1e300" if cfg.min_tag_importance is None else repr(float(cfg.min_tag_importance))
+        self.con.execute(
+            f"""CREATE TABLE important AS
+                SELECT f.id, f.tag, coalesce(i.importance, 0.0) AS importance FROM frequent f
+                LEFT JOIN importance i USING (tag) WHERE coalesce(i.importance, 0.0) > {floor}"""
+        )
+        funnel.append(self._occurrences("after importance floor", "important"))
+        self.con.execute("DROP TABLE frequent")
+        cap = cfg.max_tags_per_image
+        # the most important first, ties by name
+        top = "list(tag)" if cap is None else f"list(tag ORDER BY importance DESC, tag)[1:{int(cap)}]"
+        return "important", top
+
+    def _occurrences(self, step: str, table: str) -> dict:
+        n, vocabulary = self.con.execute(f"SELECT count(*), count(DISTINCT tag) FROM {table}").fetchone()
+        return {"step": step, "tag_occurrences": n, "tags_per_image": self._per_image(n),
+                "vocabulary": vocabulary}
+
+    def _per_image(self, n: int) -> float:
+        images = self._scalar("SELECT count(*) FROM final") or 0
+        return round(n / images, 3) if images else 0.0
+
+    def _words(self, column: str) -> int:
+        """Tags of one category over the kept images (the space-separated words of a column)."""
+        return self._scalar(
+            f"SELECT coalesce(sum(CASE WHEN {column} = '' THEN 0 ELSE "
+            f"length({column}) - length(replace({column}, ' ', '')) + 1 END), 0) FROM final"
+        )
+
+    def _tag_statistics(self, funnel: list[dict], by_category: dict[str, float]) -> None:
         cfg = self.config
         images = self._scalar("SELECT count(*) FROM final") or 0
-
-        def occurrences(table: str) -> tuple[int, int]:
-            return self.con.execute(f"SELECT count(*), count(DISTINCT tag) FROM {table}").fetchone()
-
-        def per_image(n: int) -> float:
-            return round(n / images, 3) if images else 0.0
-
-        def words(column: str) -> int:
-            return self._scalar(
-                f"SELECT coalesce(sum(CASE WHEN {column} = '' THEN 0 ELSE "
-                f"length({column}) - length(replace({column}, ' ', '')) + 1 END), 0) FROM final"
-            )
-
-        by_category = {c: per_image(words(c)) for c in TAG_CATEGORIES}
-        steps = [("categories kept", "post_tags"), ("after rare-tag filter", "frequent")]
-        if cfg.importance_filter:
-            steps += [("after importance floor", "important"), ("after per-image cap", "kept_tags")]
-        funnel = []
-        for name, table in steps:
-            n, vocab = occurrences(table)
-            funnel.append({"step": name, "tag_occurrences": n, "tags_per_image": per_image(n),
-                           "vocabulary": vocab})
         tag_stats = {
             "categories_kept": list(cfg.tag_categories),
             "tags_per_image_by_category_before": by_category,
@@ -578,14 +589,10 @@ class _Build:
             },
         }
         if cfg.importance_filter:
-            least = self.con.execute(
-                """SELECT i.tag, round(i.importance, 4), c.n FROM importance i JOIN tag_counts c
-                   USING (tag) ORDER BY i.importance, c.n DESC, i.tag LIMIT 10"""
-            ).fetchall()
-            most = self.con.execute(
-                """SELECT i.tag, round(i.importance, 4), c.n FROM importance i JOIN tag_counts c
-                   USING (tag) ORDER BY i.importance DESC, i.tag LIMIT 10"""
-            ).fetchall()
+            ranked = """SELECT i.tag, round(i.importance, 4), c.n FROM importance i JOIN tag_counts c
+                        USING (tag) ORDER BY {} LIMIT 10"""
+            least = self.con.execute(ranked.format("i.importance, c.n DESC, i.tag")).fetchall()
+            most = self.con.execute(ranked.format("i.importance DESC, i.tag")).fetchall()
             tag_stats["least_important"] = [dict(tag=t, importance=s, train_images=n) for t, s, n in least]
             tag_stats["most_important"] = [dict(tag=t, importance=s, train_images=n) for t, s, n in most]
         self.stats["tags"] = tag_stats
