@@ -517,13 +517,10 @@ class _Build:
         )
         funnel.append(self._occurrences("after rare-tag filter", "frequent"))
         self.con.execute("DROP TABLE post_tags")
-        kept_from, top = "frequent", "list(tag)"
+        kept_from, lists = "frequent", "SELECT id, list_sort(list(tag)) AS tags FROM frequent GROUP BY id"
         if cfg.importance_filter:
-            kept_from, top = self._importance_filter(funnel)
-        self.con.execute(
-            f"""CREATE TABLE tag_lists AS SELECT id, list_sort({top}) AS tags FROM {kept_from}
-                GROUP BY id HAVING len(tags) > 0"""
-        )
+            kept_from, lists = self._importance_filter(funnel)
+        self.con.execute(f"CREATE TABLE tag_lists AS SELECT * FROM ({lists}) WHERE len(tags) > 0")
         self.con.execute(f"DROP TABLE {kept_from}")
         if cfg.importance_filter:
             funnel.append(self._occurrences(
@@ -532,7 +529,8 @@ class _Build:
         self._timed("filter_tags", start)
 
     def _importance_filter(self, funnel: list) -> tuple[str, str]:
-        """Score tags (module docstring), drop those under the floor; the per-image cap to apply."""
+        """Score tags (module docstring), drop those under the floor; returns the table left and
+        the SELECT of each image's tag list under the per-image cap."""
         cfg = self.config
         self.con.execute(
             """CREATE TABLE importance AS
@@ -554,9 +552,14 @@ class _Build:
         funnel.append(self._occurrences("after importance floor", "important"))
         self.con.execute("DROP TABLE frequent")
         cap = cfg.max_tags_per_image
-        # the most important first, ties by name
-        top = "list(tag)" if cap is None else f"list(tag ORDER BY importance DESC, tag)[1:{int(cap)}]"
-        return "important", top
+        if cap is None:
+            return "important", "SELECT id, list_sort(list(tag)) AS tags FROM important GROUP BY id"
+        # The cap keeps the most important first, ties by name: sort only the lists it cuts.
+        return "important", f"""
+            SELECT id, CASE WHEN len(ranked) <= {int(cap)} THEN list_sort([r.tag FOR r IN ranked])
+                ELSE list_sort([r.tag FOR r IN list_sort(ranked)[1:{int(cap)}]]) END AS tags
+            FROM (SELECT id, list({{'order': -importance, 'tag': tag}}) AS ranked
+                  FROM important GROUP BY id)"""
 
     def _occurrences(self, step: str, table: str) -> dict:
         n, vocabulary = self.con.execute(f"SELECT count(*), count(DISTINCT tag) FROM {table}").fetchone()
