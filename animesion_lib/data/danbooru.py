@@ -391,6 +391,12 @@ class _Build:
             self._timed("export_images", start)
             return
 
+        self._run_exports()
+        self._record_export_failures()
+        self._timed("export_images", start)
+
+    def _run_exports(self) -> None:
+        """Hand the images to the pool in blocks; their results go to the ``results`` table."""
         import multiprocessing as mp
 
         total = self._scalar("SELECT count(*) FROM exported")
@@ -423,6 +429,10 @@ class _Build:
             if pool is not None:
                 pool.close()
                 pool.join()
+
+    def _record_export_failures(self) -> None:
+        """Exclude the images that failed; a class that falls under the minimum goes too."""
+        image_dir = self.root / self.config.image_folder
         self.con.execute(
             """UPDATE exported SET status = r.status, out_width = r.w, out_height = r.h
                FROM results r WHERE exported.id = r.id"""
@@ -446,7 +456,6 @@ class _Build:
             folder = self._scalar("SELECT folder FROM folders WHERE character = $1", character)
             shutil.rmtree(image_dir / folder, ignore_errors=True)
         self.con.execute("DROP TABLE results")
-        self._timed("export_images", start)
 
     # ------------------------------------------------------------------ 4. classes + splits
     def assign_splits(self) -> None:

@@ -74,6 +74,48 @@ def _histogram(values: list[int], bins: int = 10) -> dict[str, list]:
     return {"bin_edges": [round(float(e), 1) for e in edges], "counts": counts.tolist()}
 
 
+def _tag_baselines(card: dict, data: dict, thumbs: dict, y: dict, evals: list[str], seed: int) -> None:
+    """The tag statistics and the tags-only and tags+thumbnail baselines, into ``card``."""
+    from sklearn.preprocessing import MultiLabelBinarizer
+
+    all_tags = [t for d in data.values() for t in d[2]]
+    per_image = [len(t) for t in all_tags]
+    vocab = sorted({t for tags in data["train"][2] for t in tags})
+    binarizer = MultiLabelBinarizer(classes=vocab)
+    with warnings.catch_warnings():  # tags unseen in train are simply dropped
+        warnings.simplefilter("ignore", UserWarning)
+        bags = {s: binarizer.fit_transform(d[2]).astype(np.float32) for s, d in data.items()}
+    card["tags"] = {
+        "vocabulary_size": len({t for tags in all_tags for t in tags}),
+        "per_image": {"mean": round(float(np.mean(per_image)), 2), "min": int(min(per_image)),
+                      "max": int(max(per_image)), "median": float(np.median(per_image))},
+        "most_common": Counter(t for tags in all_tags for t in tags).most_common(15),
+    }
+    card["accuracy"]["tags_lr"] = _fit_score(
+        bags["train"], y["train"], {s: (bags[s], y[s]) for s in evals}, seed=seed)
+    both = {s: np.hstack([bags[s], thumbs[s] * 0.3]) for s in data}
+    card["accuracy"]["tags_image_lr"] = _fit_score(
+        both["train"], y["train"], {s: (both[s], y[s]) for s in evals}, seed=seed)
+
+
+def _attribute_sharing(table: list[dict]) -> dict:
+    """How many characters share each attribute value (from ``characters.json``)."""
+    attrs: dict[str, Counter] = {}
+    for ch in table:
+        for key, value in ch["attributes"].items():
+            if key == "accent":
+                continue
+            values = value if isinstance(value, list) else [value]
+            for v in values or ["none"]:
+                attrs.setdefault(key, Counter())[str(v)] += 1
+    return {
+        "attributes": {k: dict(sorted(c.items())) for k, c in attrs.items()},
+        "attributes_unique_to_one_character": sorted(
+            f"{k}={v}" for k, c in attrs.items() for v, n in c.items() if n == 1),
+        "near_twin_characters": sum(1 for ch in table if ch.get("twin_of")),
+    }
+
+
 def difficulty_card(root: str | Path, seed: int = 0, generator: dict | None = None,
                     notes: dict[str, str] | None = None, image_dir: str = "faces") -> dict:
     """Compute the card for the dataset at ``root`` (see the module docstring)."""
@@ -109,42 +151,10 @@ def difficulty_card(root: str | Path, seed: int = 0, generator: dict | None = No
         thumbs["train"], y["train"], {s: (thumbs[s], y[s]) for s in evals}, c=0.1, seed=seed)
 
     if data["train"][2] is not None:
-        from sklearn.preprocessing import MultiLabelBinarizer
-
-        all_tags = [t for d in data.values() for t in d[2]]
-        per_image = [len(t) for t in all_tags]
-        vocab = sorted({t for tags in data["train"][2] for t in tags})
-        binarizer = MultiLabelBinarizer(classes=vocab)
-        with warnings.catch_warnings():  # tags unseen in train are simply dropped
-            warnings.simplefilter("ignore", UserWarning)
-            bags = {s: binarizer.fit_transform(d[2]).astype(np.float32) for s, d in data.items()}
-        card["tags"] = {
-            "vocabulary_size": len({t for tags in all_tags for t in tags}),
-            "per_image": {"mean": round(float(np.mean(per_image)), 2), "min": int(min(per_image)),
-                          "max": int(max(per_image)), "median": float(np.median(per_image))},
-            "most_common": Counter(t for tags in all_tags for t in tags).most_common(15),
-        }
-        card["accuracy"]["tags_lr"] = _fit_score(
-            bags["train"], y["train"], {s: (bags[s], y[s]) for s in evals}, seed=seed)
-        both = {s: np.hstack([bags[s], thumbs[s] * 0.3]) for s in data}
-        card["accuracy"]["tags_image_lr"] = _fit_score(
-            both["train"], y["train"], {s: (both[s], y[s]) for s in evals}, seed=seed)
-
+        _tag_baselines(card, data, thumbs, y, evals, seed)
     characters = root / "characters.json"
     if characters.is_file():
-        table = json.loads(characters.read_text())
-        attrs: dict[str, Counter] = {}
-        for ch in table:
-            for key, value in ch["attributes"].items():
-                if key == "accent":
-                    continue
-                values = value if isinstance(value, list) else [value]
-                for v in values or ["none"]:
-                    attrs.setdefault(key, Counter())[str(v)] += 1
-        card["attributes"] = {k: dict(sorted(c.items())) for k, c in attrs.items()}
-        card["attributes_unique_to_one_character"] = sorted(
-            f"{k}={v}" for k, c in attrs.items() for v, n in c.items() if n == 1)
-        card["near_twin_characters"] = sum(1 for ch in table if ch.get("twin_of"))
+        card.update(_attribute_sharing(json.loads(characters.read_text())))
     if generator is not None:
         card["generator"] = generator
     if notes:
