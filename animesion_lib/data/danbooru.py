@@ -500,46 +500,45 @@ class _Build:
     def filter_tags(self) -> None:
         """Per-image tag lists after the category, rarity and importance filters.
 
-        Each step's table is dropped once the next is built and its size recorded, so that the
-        memory limit holds one step of the funnel at a time rather than all of them.
+        One count per tag (all images, training images) gives every step's size, so the only
+        big table is the image-tag pairs that pass the rare-tag filter.
         """
         start = time.perf_counter()
         cfg = self.config
         by_category = {c: self._per_image(self._words(c)) for c in TAG_CATEGORIES}
         kept = " || ' ' || ".join(cfg.tag_categories) if cfg.tag_categories else "''"
+        pairs = f"""SELECT id, class_id, split, unnest(list_distinct(
+                        list_filter(string_split({kept}, ' '), lambda tag: tag <> ''))) AS tag
+                    FROM final"""
+        # Tag statistics come from the training split only (n); n_all counts every split.
         self.con.execute(
-            f"""CREATE TABLE post_tags AS
-                SELECT id, class_id, split, unnest(list_distinct(
-                    list_filter(string_split({kept}, ' '), lambda tag: tag <> ''))) AS tag
-                FROM final"""
+            f"""CREATE TABLE tag_counts AS SELECT tag, count(*) AS n_all,
+                count(*) FILTER (WHERE split = 'train') AS n FROM ({pairs}) GROUP BY tag"""
         )
-        funnel = [self._occurrences("categories kept", "post_tags")]
-        # Tag statistics come from the training split only.
+        rare_rule = "TRUE" if cfg.min_tag_count <= 1 else f"n >= {int(cfg.min_tag_count)}"
+        funnel = [self._occurrences("categories kept", "TRUE"),
+                  self._occurrences("after rare-tag filter", rare_rule)]
         self.con.execute(
-            "CREATE TABLE tag_counts AS SELECT tag, count(*) AS n FROM post_tags "
-            "WHERE split = 'train' GROUP BY tag"
+            f"""CREATE TABLE frequent AS SELECT p.* FROM ({pairs}) p
+                JOIN (SELECT tag FROM tag_counts WHERE {rare_rule}) USING (tag)"""
         )
-        rare_rule = "TRUE" if cfg.min_tag_count <= 1 else f"coalesce(c.n, 0) >= {int(cfg.min_tag_count)}"
-        self.con.execute(
-            f"""CREATE TABLE frequent AS SELECT p.* FROM post_tags p
-                LEFT JOIN tag_counts c USING (tag) WHERE {rare_rule}"""
-        )
-        funnel.append(self._occurrences("after rare-tag filter", "frequent"))
-        self.con.execute("DROP TABLE post_tags")
-        kept_from, lists = "frequent", "SELECT id, list_sort(list(tag)) AS tags FROM frequent GROUP BY id"
+        lists = "SELECT id, list_sort(list(tag)) AS tags FROM frequent GROUP BY id"
         if cfg.importance_filter:
-            kept_from, lists = self._importance_filter(funnel)
+            lists = self._importance_filter(funnel, rare_rule)
         self.con.execute(f"CREATE TABLE tag_lists AS SELECT * FROM ({lists}) WHERE len(tags) > 0")
-        self.con.execute(f"DROP TABLE {kept_from}")
+        self.con.execute("DROP TABLE frequent")
         if cfg.importance_filter:
-            funnel.append(self._occurrences(
-                "after per-image cap", "(SELECT unnest(tags) AS tag FROM tag_lists)"))
+            n, vocabulary = self.con.execute(
+                "SELECT count(*), count(DISTINCT tag) FROM (SELECT unnest(tags) AS tag FROM tag_lists)"
+            ).fetchone()
+            funnel.append({"step": "after per-image cap", "tag_occurrences": n,
+                           "tags_per_image": self._per_image(n), "vocabulary": vocabulary})
         self._tag_statistics(funnel, by_category)
         self._timed("filter_tags", start)
 
-    def _importance_filter(self, funnel: list) -> tuple[str, str]:
-        """Score tags (module docstring), drop those under the floor; returns the table left and
-        the SELECT of each image's tag list under the per-image cap."""
+    def _importance_filter(self, funnel: list, rare_rule: str) -> str:
+        """Score tags (module docstring) and drop those under the floor; returns the SELECT of
+        each image's tag list under the per-image cap."""
         cfg = self.config
         self.con.execute(
             """CREATE TABLE importance AS
@@ -553,26 +552,25 @@ class _Build:
                FROM ct JOIN cs USING (class_id) JOIN df USING (tag), total GROUP BY tag"""
         )
         floor = "-1e300" if cfg.min_tag_importance is None else repr(float(cfg.min_tag_importance))
-        self.con.execute(
-            f"""CREATE TABLE important AS
-                SELECT f.id, f.tag, coalesce(i.importance, 0.0) AS importance FROM frequent f
-                LEFT JOIN importance i USING (tag) WHERE coalesce(i.importance, 0.0) > {floor}"""
-        )
-        funnel.append(self._occurrences("after importance floor", "important"))
-        self.con.execute("DROP TABLE frequent")
+        scored = "coalesce((SELECT importance FROM importance i WHERE i.tag = c.tag), 0.0)"
+        funnel.append(self._occurrences("after importance floor", f"{rare_rule} AND {scored} > {floor}"))
+        important = f"""SELECT f.id, f.tag, coalesce(i.importance, 0.0) AS importance FROM frequent f
+                        LEFT JOIN importance i USING (tag) WHERE coalesce(i.importance, 0.0) > {floor}"""
         cap = cfg.max_tags_per_image
         if cap is None:
-            return "important", "SELECT id, list_sort(list(tag)) AS tags FROM important GROUP BY id"
+            return f"SELECT id, list_sort(list(tag)) AS tags FROM ({important}) GROUP BY id"
         # The cap keeps the most important first, ties by name: sort only the lists it cuts.
-        return "important", f"""
+        return f"""
             SELECT id, CASE WHEN len(ranked) <= {int(cap)} THEN list_sort([r.tag FOR r IN ranked])
                 ELSE list_sort([r.tag FOR r IN list_sort(ranked)[1:{int(cap)}]]) END AS tags
             FROM (SELECT id, list({{'order': -importance, 'tag': tag}}) AS ranked
-                  FROM important GROUP BY id)"""
+                  FROM ({important}) GROUP BY id)"""
 
-    def _occurrences(self, step: str, table: str) -> dict:
-        n, vocabulary = self.con.execute(f"SELECT count(*), count(DISTINCT tag) FROM {table}").fetchone()
-        return {"step": step, "tag_occurrences": n, "tags_per_image": self._per_image(n),
+    def _occurrences(self, step: str, rule: str) -> dict:
+        """One step of the tag funnel: the image-tag pairs and tags left by ``rule`` on tag_counts."""
+        n, vocabulary = self.con.execute(
+            f"SELECT coalesce(sum(n_all), 0), count(*) FROM tag_counts c WHERE {rule}").fetchone()
+        return {"step": step, "tag_occurrences": int(n), "tags_per_image": self._per_image(n),
                 "vocabulary": vocabulary}
 
     def _per_image(self, n: int) -> float:
