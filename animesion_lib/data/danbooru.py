@@ -500,36 +500,39 @@ class _Build:
     def filter_tags(self) -> None:
         """Per-image tag lists after the category, rarity and importance filters.
 
-        One count per tag (all images, training images) gives every step's size, so the only
-        big table is the image-tag pairs that pass the rare-tag filter.
+        One count per tag (all images, training images) gives every step's size, and each tag
+        gets an integer id in name order (``tid``), so the big image-tag table, its grouping
+        and its sorting handle integers; names come back only when the labels are written.
         """
         start = time.perf_counter()
         cfg = self.config
         by_category = {c: self._per_image(self._words(c)) for c in TAG_CATEGORIES}
         kept = " || ' ' || ".join(cfg.tag_categories) if cfg.tag_categories else "''"
-        pairs = f"""SELECT id, class_id, split, unnest(list_distinct(
+        pairs = f"""SELECT id, class_id, split = 'train' AS train, unnest(list_distinct(
                         list_filter(string_split({kept}, ' '), lambda tag: tag <> ''))) AS tag
                     FROM final"""
         # Tag statistics come from the training split only (n); n_all counts every split.
         self.con.execute(
-            f"""CREATE TABLE tag_counts AS SELECT tag, count(*) AS n_all,
-                count(*) FILTER (WHERE split = 'train') AS n FROM ({pairs}) GROUP BY tag"""
+            f"""CREATE TABLE tag_counts AS
+                SELECT *, (row_number() OVER (ORDER BY tag))::INTEGER AS tid FROM (
+                    SELECT tag, count(*) AS n_all, count(*) FILTER (WHERE train) AS n
+                    FROM ({pairs}) GROUP BY tag)"""
         )
         rare_rule = "TRUE" if cfg.min_tag_count <= 1 else f"n >= {int(cfg.min_tag_count)}"
         funnel = [self._occurrences("categories kept", "TRUE"),
                   self._occurrences("after rare-tag filter", rare_rule)]
         self.con.execute(
-            f"""CREATE TABLE frequent AS SELECT p.* FROM ({pairs}) p
-                JOIN (SELECT tag FROM tag_counts WHERE {rare_rule}) USING (tag)"""
+            f"""CREATE TABLE frequent AS SELECT p.id, p.class_id, p.train, c.tid FROM ({pairs}) p
+                JOIN (SELECT tag, tid FROM tag_counts WHERE {rare_rule}) c USING (tag)"""
         )
-        lists = "SELECT id, list_sort(list(tag)) AS tags FROM frequent GROUP BY id"
+        lists = "SELECT id, list_sort(list(tid)) AS tids FROM frequent GROUP BY id"
         if cfg.importance_filter:
             lists = self._importance_filter(funnel, rare_rule)
-        self.con.execute(f"CREATE TABLE tag_lists AS SELECT * FROM ({lists}) WHERE len(tags) > 0")
+        self.con.execute(f"CREATE TABLE tag_lists AS SELECT * FROM ({lists}) WHERE len(tids) > 0")
         self.con.execute("DROP TABLE frequent")
         if cfg.importance_filter:
             n, vocabulary = self.con.execute(
-                "SELECT count(*), count(DISTINCT tag) FROM (SELECT unnest(tags) AS tag FROM tag_lists)"
+                "SELECT count(*), count(DISTINCT tid) FROM (SELECT unnest(tids) AS tid FROM tag_lists)"
             ).fetchone()
             funnel.append({"step": "after per-image cap", "tag_occurrences": n,
                            "tags_per_image": self._per_image(n), "vocabulary": vocabulary})
@@ -538,32 +541,33 @@ class _Build:
 
     def _importance_filter(self, funnel: list, rare_rule: str) -> str:
         """Score tags (module docstring) and drop those under the floor; returns the SELECT of
-        each image's tag list under the per-image cap."""
+        each image's tag ids under the per-image cap."""
         cfg = self.config
         self.con.execute(
             """CREATE TABLE importance AS
-               WITH ct AS (SELECT class_id, tag, count(*) AS k FROM frequent
-                           WHERE split = 'train' GROUP BY ALL),
+               WITH ct AS (SELECT class_id, tid, count(*) AS k FROM frequent
+                           WHERE train GROUP BY ALL),
                     cs AS (SELECT class_id, count(*) AS n_c FROM final
                            WHERE split = 'train' GROUP BY class_id),
-                    df AS (SELECT tag, count(*) AS df FROM ct GROUP BY tag),
+                    df AS (SELECT tid, count(*) AS df FROM ct GROUP BY tid),
                     total AS (SELECT count(*) AS c FROM cs)
-               SELECT tag, max(k / n_c * ln(total.c / df.df)) AS importance, any_value(df.df) AS df
-               FROM ct JOIN cs USING (class_id) JOIN df USING (tag), total GROUP BY tag"""
+               SELECT tid, max(k / n_c * ln(total.c / df.df)) AS importance, any_value(df.df) AS df
+               FROM ct JOIN cs USING (class_id) JOIN df USING (tid), total GROUP BY tid"""
         )
         floor = "-1e300" if cfg.min_tag_importance is None else repr(float(cfg.min_tag_importance))
-        scored = "coalesce((SELECT importance FROM importance i WHERE i.tag = c.tag), 0.0)"
+        scored = "coalesce((SELECT importance FROM importance i WHERE i.tid = c.tid), 0.0)"
         funnel.append(self._occurrences("after importance floor", f"{rare_rule} AND {scored} > {floor}"))
-        important = f"""SELECT f.id, f.tag, coalesce(i.importance, 0.0) AS importance FROM frequent f
-                        LEFT JOIN importance i USING (tag) WHERE coalesce(i.importance, 0.0) > {floor}"""
+        important = f"""SELECT f.id, f.tid, coalesce(i.importance, 0.0) AS importance FROM frequent f
+                        LEFT JOIN importance i USING (tid) WHERE coalesce(i.importance, 0.0) > {floor}"""
         cap = cfg.max_tags_per_image
         if cap is None:
-            return f"SELECT id, list_sort(list(tag)) AS tags FROM ({important}) GROUP BY id"
-        # The cap keeps the most important first, ties by name: sort only the lists it cuts.
+            return f"SELECT id, list_sort(list(tid)) AS tids FROM ({important}) GROUP BY id"
+        # The cap keeps the most important first, ties by name (tid is in name order): sort
+        # only the lists it cuts.
         return f"""
-            SELECT id, CASE WHEN len(ranked) <= {int(cap)} THEN list_sort([r.tag FOR r IN ranked])
-                ELSE list_sort([r.tag FOR r IN list_sort(ranked)[1:{int(cap)}]]) END AS tags
-            FROM (SELECT id, list({{'order': -importance, 'tag': tag}}) AS ranked
+            SELECT id, CASE WHEN len(ranked) <= {int(cap)} THEN list_sort([r.tid FOR r IN ranked])
+                ELSE list_sort([r.tid FOR r IN list_sort(ranked)[1:{int(cap)}]]) END AS tids
+            FROM (SELECT id, list({{'order': -importance, 'tid': tid}}) AS ranked
                   FROM ({important}) GROUP BY id)"""
 
     def _occurrences(self, step: str, rule: str) -> dict:
@@ -599,10 +603,10 @@ class _Build:
             },
         }
         if cfg.importance_filter:
-            ranked = """SELECT i.tag, round(i.importance, 4), c.n FROM importance i JOIN tag_counts c
-                        USING (tag) ORDER BY {} LIMIT 10"""
-            least = self.con.execute(ranked.format("i.importance, c.n DESC, i.tag")).fetchall()
-            most = self.con.execute(ranked.format("i.importance DESC, i.tag")).fetchall()
+            ranked = """SELECT c.tag, round(i.importance, 4), c.n FROM importance i JOIN tag_counts c
+                        USING (tid) ORDER BY {} LIMIT 10"""
+            least = self.con.execute(ranked.format("i.importance, c.n DESC, c.tag")).fetchall()
+            most = self.con.execute(ranked.format("i.importance DESC, c.tag")).fetchall()
             tag_stats["least_important"] = [dict(tag=t, importance=s, train_images=n) for t, s, n in least]
             tag_stats["most_important"] = [dict(tag=t, importance=s, train_images=n) for t, s, n in most]
         self.stats["tags"] = tag_stats
@@ -615,6 +619,11 @@ class _Build:
         classes = [r[0] for r in self.con.execute(
             "SELECT character FROM classes ORDER BY class_id").fetchall()]
         write_classes(labels / CLASS_FILE, classes)
+        self.con.execute(  # the tag ids back to names (tid is a name's rank: names[tid])
+            """CREATE TABLE tag_strings AS
+               SELECT id, array_to_string(list_transform(tids, lambda i: v.names[i]), ' ') AS tags
+               FROM tag_lists, (SELECT list(tag ORDER BY tid) AS names FROM tag_counts) v"""
+        )
         for split in SPLITS:
             write_split(labels / f"{split}.csv", self._label_rows(split, tags=False), False)
             write_split(labels / f"{split}_tags.csv", self._label_rows(split, tags=True), True)
@@ -624,10 +633,10 @@ class _Build:
         """Stream ``(class_id, rel[, tags])`` rows of one split, in class then post id order."""
         reader = self.con.cursor()
         # tags are whitespace-free tokens: one joined string per row is much cheaper to fetch
-        tag_column = ", coalesce(array_to_string(t.tags, ' '), '')" if tags else ""
+        tag_column = ", coalesce(t.tags, '')" if tags else ""
         reader.execute(
-            f"""SELECT f.class_id, f.rel{tag_column} FROM final f
-                LEFT JOIN tag_lists t USING (id) WHERE f.split = $1 ORDER BY f.class_id, f.id""",
+            f"""SELECT f.class_id, f.rel{tag_column} FROM final f LEFT JOIN tag_strings t USING (id)
+                WHERE f.split = $1 ORDER BY f.class_id, f.id""",
             [split],
         )
         try:
@@ -647,12 +656,9 @@ class _Build:
         else:
             w, h = self.con.execute("SELECT avg(out_width), avg(out_height) FROM final").fetchone()
             resolution_source = f"written images ({cfg.image_mode})"
-        per_split = {
-            split: {"images": n, "classes": k}
-            for split, n, k in self.con.execute(
-                "SELECT split, count(*), count(DISTINCT class_id) FROM final GROUP BY split"
-            ).fetchall()
-        }
+        counted = {split: {"images": n, "classes": k} for split, n, k in self.con.execute(
+            "SELECT split, count(*), count(DISTINCT class_id) FROM final GROUP BY split").fetchall()}
+        per_split = {split: counted[split] for split in SPLITS if split in counted}  # a fixed order
         sizes = self.con.execute(
             "SELECT min(n), median(n), max(n) FROM classes").fetchone() if classes else (0, 0, 0)
         excluded = {reason: int(self.excluded.get(reason, 0)) for reason in EXCLUSION_REASONS}

@@ -27,6 +27,7 @@ decides whether to stop or to report and go on; their detail is Python's own JSO
 from __future__ import annotations
 
 import json
+import os
 import string
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -316,34 +317,65 @@ def create_posts_table(con, table: str = "posts") -> None:
 
 
 def load_posts(con, path: Path, file_index: int, shape: str, template: str,
-               table: str = "posts") -> Iterator[Block]:
+               table: str = "posts", workers: int | None = None) -> Iterator[Block]:
     """Append the lines of one JSON-lines file to ``table`` (:func:`create_posts_table`).
 
     Bad lines are rows too, with their ``reason`` and NULL fields (the caller drops them).
-    Yields one :class:`Block` per block of lines read, once it is in the table.
+    Yields one :class:`Block` per block of lines, in file order, once it is in the table.
+    A block is small for DuckDB to split across its threads, so ``workers`` blocks (default:
+    one per CPU) are parsed at once, each on its own cursor; at most that many wait in memory.
     """
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+    from queue import Queue
+
+    if shape not in SHAPES:
+        raise ValueError(f"shape must be one of {SHAPES}, got {shape!r}")
+    workers = max(1, workers or os.cpu_count() or 1)
+    cursors: Queue = Queue()
+    for _ in range(workers):
+        cursor = con.cursor()
+        _create_macros(cursor)
+        cursors.put(cursor)
+    statements = [f"INSERT INTO {table} {posts_sql(shape, template, file_index, checked)}"
+                  for checked in (False, True)]
+
+    def insert(block: tuple[int, list[bytes], bytes]) -> Block:
+        cursor = cursors.get()
+        try:
+            return _insert_block(cursor, block, statements, table, file_index)
+        finally:
+            cursors.put(cursor)
+
+    pending: deque = deque()
+    with ThreadPoolExecutor(workers) as pool:
+        for block in _line_blocks(path):
+            pending.append(pool.submit(insert, block))
+            if len(pending) >= workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def _insert_block(cursor, block: tuple[int, list[bytes], bytes], statements: list[str], table: str,
+                  file_index: int) -> Block:
     import duckdb
     import numpy as np
     import pandas as pd
 
-    if shape not in SHAPES:
-        raise ValueError(f"shape must be one of {SHAPES}, got {shape!r}")
-    _create_macros(con)
-    fast, checked = (f"INSERT INTO {table} {posts_sql(shape, template, file_index, check)}"
-                     for check in (False, True))
-    for first, lines, end in _line_blocks(path):
-        frame = pd.DataFrame({"line": np.arange(first, first + len(lines), dtype=np.int64),
-                              "raw": lines})
-        con.register("_lines", frame)
-        try:  # one JSON parse per line; a block with a malformed line fails and goes again
-            read = con.execute(fast).fetchall()[0][0]
-        except duckdb.InvalidInputException:
-            read = con.execute(checked).fetchall()[0][0]
-        con.unregister("_lines")
-        bad = con.execute(
-            f"SELECT line, reason FROM {table} WHERE reason IS NOT NULL AND file = $1 AND line >= $2 "
-            "ORDER BY line", [file_index, first]).fetchall()
-        yield Block(read, [describe_bad_line(n, lines[n - first] + end, reason) for n, reason in bad])
+    first, lines, end = block
+    cursor.register("_lines", pd.DataFrame({
+        "line": np.arange(first, first + len(lines), dtype=np.int64), "raw": lines}))
+    fast, checked = statements
+    try:  # one JSON parse per line; a block with a malformed line fails and goes again
+        read = cursor.execute(fast).fetchall()[0][0]
+    except duckdb.InvalidInputException:
+        read = cursor.execute(checked).fetchall()[0][0]
+    cursor.unregister("_lines")
+    bad = cursor.execute(
+        f"SELECT line, reason FROM {table} WHERE reason IS NOT NULL AND file = $1 "
+        "AND line BETWEEN $2 AND $3 ORDER BY line", [file_index, first, first + len(lines) - 1]).fetchall()
+    return Block(read, [describe_bad_line(n, lines[n - first] + end, reason) for n, reason in bad])
 
 
 def iter_posts(
