@@ -27,13 +27,13 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
 import platform
 import subprocess
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from animesion_lib.atomic import atomic_path, atomic_write_text
 from animesion_lib.errors import AnimesionError
 
 SCHEMA = "animesion-result/1"
@@ -204,14 +204,11 @@ def write_record(record: dict[str, Any], results_dir: str | Path = "results") ->
     validate_record(record)
     path = record_path(results_dir, record["profile"], record["experiment"])
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".json.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(record, indent=2, sort_keys=False) + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(record, indent=2, sort_keys=False) + "\n")
     csv = path.with_suffix(".csv")
     if record["curves"]:
-        tmp = csv.with_suffix(f".csv.tmp-{os.getpid()}")
-        pd.DataFrame(record["curves"]).to_csv(tmp, index=False)
-        os.replace(tmp, csv)
+        with atomic_path(csv) as tmp:
+            pd.DataFrame(record["curves"]).to_csv(tmp, index=False)
     elif csv.exists():
         csv.unlink()  # a stale curve file from an earlier run would contradict the record
     return path

@@ -234,6 +234,9 @@ def test_split_counts():
     assert split_counts(2, (0.7, 0.1, 0.2)) == (2, 0, 0)
     assert split_counts(1, (0.5, 0.25, 0.25)) == (1, 0, 0)
     assert split_counts(5, (1.0, 0.0, 0.0)) == (5, 0, 0)
+    # one rule with the synthetic generator: Python's rounding, half to even (25 * 0.1 = 2.5 -> 2)
+    assert split_counts(25, (0.7, 0.1, 0.2)) == (18, 2, 5)
+    assert split_counts(2, (0.2, 0.4, 0.4)) == (1, 1, 0)  # train keeps one; test gives way first
 
 
 def test_splits_stratified_deterministic_and_order_free(tmp_path):
@@ -462,3 +465,63 @@ def test_synthetic_danbooru_dump_round_trip(tmp_path):
     # duplicate-only tags never do
     assert tags - source_tags == series & tags and series & tags
     assert "retagged_copy" not in tags
+
+
+# ---------------------------------------------------------------- the DuckDB parse, line by line
+
+
+def test_dump_lines_parse_exactly(tmp_path):
+    """Every kind of line a dump holds, with what the parse makes of it (the values the Python
+    parser gave before the parse moved into DuckDB)."""
+    from animesion_lib.data.danbooru_metadata import BadLine, Post
+
+    src = tmp_path / "m.jsonl"
+    src.write_bytes(
+        b'{"id":"7","rating":"Safe","md5":"00ab00000000000000000000000000ff","tags":[{"name":"a",'
+        b'"category":"4"},{"name":"x y","category":0},"bare",{"name":"a","category":4},'
+        b'{"name":"s","category":"3"}]}\n\n  \r\n{"id": 8, "tags":[]}\n\xff\n[1]\n{"id":"abc"}\n'
+        b'{bad\n{"id":-1}\n{"id":9.0,"tags":[{"name":"b","category":"4"},{"name":"c","category":"4"}],'
+        b'"file_ext":null}\nnull\n{"id":3}')
+    items = list(iter_posts(src, "dump", "{md5_0_2}/{md5}.{ext}"))
+    assert items == [
+        Post(1, 7, "s", None, None, "00/00ab00000000000000000000000000ff.jpg", ("a",), "x_y bare", "s", "", ""),
+        Post(4, 8, None, None, None, None, (), "", "", "", ""),
+        BadLine(5, "malformed_json", "'utf-8' codec can't decode byte 0xff in position 0: invalid start byte"),
+        BadLine(6, "invalid_post", "expected a JSON object, got list"),
+        BadLine(7, "invalid_post", "missing or non-integer post id 'abc'"),
+        BadLine(8, "malformed_json", "Expecting property name enclosed in double quotes: line 1 column 2 (char 1)"),
+        BadLine(9, "invalid_post", "missing or non-integer post id -1"),
+        Post(10, 9, None, None, None, None, ("b", "c"), "", "", "", ""),  # a null file_ext: no path
+        BadLine(11, "invalid_post", "expected a JSON object, got NoneType"),
+        Post(12, 3, None, None, None, None, (), "", "", "", ""),
+    ]
+
+
+def test_api_lines_parse_exactly(tmp_path):
+    from animesion_lib.data.danbooru_metadata import BadLine, Post
+
+    lines = [
+        {"id": 11, "rating": " Explicit ", "md5": "AB" * 16, "tag_string_general": "  smile\tlong_hair  ",
+         "tag_string_character": "kaito miku kaito", "tag_string_copyright": "vocaloid",
+         "tag_string_meta": "highres", "image_width": "640", "image_height": 480.0},
+        {"id": "12", "rating": "sensitive", "md5": "cd" * 16, "file_ext": ".PNG", "tag_string_character": "rin"},
+        {"id": 13, "md5": "zz" * 16, "file_ext": "jpg", "tag_string_character": "rin", "rating": ""},
+        {"id": 14, "md5": "ef" * 16, "file_ext": "../x", "tag_string_general": 5},
+        {"id": True, "tag_string_general": ""},
+    ]
+    src = tmp_path / "m.jsonl"
+    src.write_text("\r\n".join(json.dumps(line) for line in lines) + "\r\n")
+    assert list(iter_posts(src)) == [
+        Post(1, 11, "e", 640, 480, f"ab/{'ab' * 16}.jpg", ("kaito", "miku"), "smile long_hair",
+             "vocaloid", "", "highres"),
+        Post(2, 12, "s", None, None, f"cd/{'cd' * 16}.png", ("rin",), "", "", "", ""),
+        Post(3, 13, None, None, None, None, ("rin",), "", "", "", ""),  # md5 not hex: no path
+        Post(4, 14, None, None, None, None, (), "", "", "", ""),  # "../x" is no extension
+        BadLine(5, "invalid_post", "missing or non-integer post id True"),
+    ]
+
+
+def test_build_within_a_small_memory_limit(tmp_path):
+    src = write_source(tmp_path / "src", character_posts({"a": 6, "b": 6}))
+    stats = build_dataset(src, tmp_path / "src", tmp_path / "out", cfg(memory_limit="64MB"))
+    assert stats["table2"]["images"] == 12 and stats["config"]["memory_limit"] == "64MB"

@@ -71,6 +71,37 @@ def test_read_split_with_tags(tmp_path):
     assert samples[0].row == 2  # the header is row 1
 
 
+def test_label_files_written_and_read_back_exactly(tmp_path):
+    """One writer, one reader: tags with quotes survive, a stream is written as it comes, the
+    line end is the caller's, and no temporary file is left beside the label file."""
+    from animesion_lib.data.layout import format_tags, parse_tags
+
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    write_classes(labels / "classid_classname.csv", iter(["alice", "bob"]), line_end="\n")
+    assert (labels / "classid_classname.csv").read_bytes() == b"0,alice\n1,bob\n"
+    rows = [(0, "alice/a0.jpg", ["it's", 'say_"hi"', "smile"]), (1, "bob/b0.jpg", [])]
+    write_split(labels / "train_tags.csv", (row for row in rows), with_tags=True)
+    write_split(labels / "train.csv", iter(rows), with_tags=False)
+    assert (labels / "train.csv").read_bytes() == b"0,alice/a0.jpg\r\n1,bob/b0.jpg\r\n"
+    assert (labels / "train_tags.csv").read_text().splitlines()[1] == (
+        '0,alice/a0.jpg,"[""it\'s"", \'say_""hi""\', \'smile\']"')
+    assert [s.tags for s in read_split(tmp_path, "dafre_faces", "train", with_tags=True)] == [
+        ("it's", 'say_"hi"', "smile"), ()]
+    assert parse_tags(format_tags(["a", "b"]), labels / "x.csv", 1) == ("a", "b")
+    assert sorted(p.name for p in labels.iterdir()) == ["classid_classname.csv", "train.csv", "train_tags.csv"]
+
+
+def test_markdown_table():
+    from animesion_lib.data.statistics import markdown_table
+
+    assert markdown_table(["split", "images"], [["train", "1,234"], ["val", 7]], "lr") == [
+        "| split | images |", "| --- | ---: |", "| train | 1,234 |", "| val | 7 |"]
+    assert markdown_table(["a"], [])[1] == "| --- |"
+    with pytest.raises(ValueError, match="align"):
+        markdown_table(["a", "b"], [], "l")
+
+
 def test_read_classes(tmp_path):
     labels = make_labels(tmp_path)
     assert read_classes(labels / "classid_classname.csv") == ["alice", "bob"]

@@ -39,9 +39,12 @@ Splits are stratified: inside each class, posts are ordered by ``md5(f"{seed}:{p
 and cut into train/val/test counts (:func:`split_counts`), so a split depends only on the seed
 and the set of posts, not on the order of the metadata file.
 
-The heavy lifting is columnar: metadata is streamed line by line into an on-disk DuckDB table
-in batches (constant Python memory), DuckDB does the grouping, ranking and tag statistics with a
-memory limit (spilling to disk past it), and images go through a process pool in blocks. The
+The heavy lifting is columnar, in one DuckDB database held in memory up to ``memory_limit`` and
+spilled to the output's scratch folder past it: DuckDB parses the metadata
+(:mod:`animesion_lib.data.danbooru_metadata`, Python only cuts the files into blocks of lines),
+does the grouping, ranking and tag statistics (tags as integer ids in name order), and images go
+through a process pool in blocks. The knobs and presets are in
+:mod:`animesion_lib.data.danbooru_recipe`. The
 output is built in a hidden sibling folder and renamed into place at the end, so an interrupted
 build never leaves a folder that looks complete.
 """
@@ -55,19 +58,28 @@ import shutil
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 from animesion_lib.data.danbooru_metadata import (
     DEFAULT_IMAGE_PATHS,
-    RATING_WORDS,
     BadLine,
-    check_image_template,
-    iter_posts,
+    create_posts_table,
+    load_posts,
     sniff_shape,
 )
+from animesion_lib.data.danbooru_recipe import (
+    IMAGE_FOLDERS,
+    PRESETS,
+    TAG_CATEGORIES,
+    BuildConfig,
+    preset_config,
+)
 from animesion_lib.data.folder_names import safe_folder_names
-from animesion_lib.data.image_export import IMAGE_MODES, ExportTask, export_images
+from animesion_lib.data.image_export import ExportTask, export_images
+from animesion_lib.data.layout import CLASS_FILE, write_classes, write_split
+from animesion_lib.data.splits import split_counts
+from animesion_lib.data.statistics import markdown_table
 from animesion_lib.errors import DatasetError
 
 EXCLUSION_REASONS = (
@@ -82,138 +94,10 @@ EXCLUSION_REASONS = (
     "image_unreadable",
     "class_too_small",
 )
-TAG_CATEGORIES = ("general", "copyright", "artist", "meta")
 SPLITS = ("train", "val", "test")
-IMAGE_FOLDERS = ("fullMin256", "faces")
 METADATA_SUFFIXES = (".json", ".jsonl", ".ndjson")
 
-_BATCH = 50_000  # posts per insert into DuckDB
 _IMAGE_BLOCK = 4_096  # images handed to the pool at a time (bounds memory on huge builds)
-
-
-@dataclass(frozen=True)
-class BuildConfig:
-    """Every knob of the recipe. Start from a preset: ``preset_config("danmul", seed=1)``."""
-
-    preset: str = "danmul"
-    # reading
-    shape: str = "auto"  # "auto" | "dump" | "api"
-    image_template: str | None = None  # None: DEFAULT_IMAGE_PATHS[shape]
-    on_error: str = "stop"  # "stop" | "skip" for malformed / invalid lines
-    # post filters
-    ratings: tuple[str, ...] | None = None  # e.g. ("g", "s"); None keeps every rating
-    min_images: int = 10
-    # splits
-    split: tuple[float, float, float] = (0.7, 0.1, 0.2)
-    seed: int = 0
-    # tag filters
-    tag_categories: tuple[str, ...] = ("general", "copyright")
-    min_tag_count: int = 10
-    min_tag_importance: float | None = 0.0  # None: no importance floor
-    max_tags_per_image: int | None = 24  # None: no cap
-    # images
-    image_mode: str = "resize"  # "resize" | "link" | "copy"
-    image_folder: str = "fullMin256"  # "fullMin256" | "faces"
-    size: int = 256  # shorter side after resizing
-    quality: int = 90
-    dry_run: bool = False  # metadata stages only: no image is opened, linked or written
-    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
-    # engine / output
-    memory_limit: str = "2GB"
-    overwrite: bool = False
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        problems = []
-        if self.shape not in ("auto", "dump", "api"):
-            problems.append(f"shape must be auto, dump or api, not {self.shape!r}")
-        if self.on_error not in ("stop", "skip"):
-            problems.append(f"on_error must be stop or skip, not {self.on_error!r}")
-        if self.min_images < 1:
-            problems.append("min_images must be at least 1")
-        if len(self.split) != 3 or any(f < 0 for f in self.split) or abs(sum(self.split) - 1) > 1e-6:
-            problems.append(f"split must be three non-negative fractions summing to 1, not {self.split}")
-        elif self.split[0] == 0:
-            problems.append("the train fraction must be positive")
-        unknown = set(self.tag_categories) - set(TAG_CATEGORIES)
-        if unknown:
-            problems.append(f"unknown tag categories {sorted(unknown)}; choose from {TAG_CATEGORIES}")
-        if self.image_mode not in IMAGE_MODES:
-            problems.append(f"image_mode must be one of {IMAGE_MODES}, not {self.image_mode!r}")
-        if self.image_folder not in IMAGE_FOLDERS:
-            problems.append(f"image_folder must be one of {IMAGE_FOLDERS}, not {self.image_folder!r}")
-        if self.max_tags_per_image is not None and self.max_tags_per_image < 0:
-            problems.append("max_tags_per_image must be >= 0")
-        if self.ratings is not None:
-            bad = [r for r in self.ratings if r not in set(RATING_WORDS.values())]
-            if bad:
-                problems.append(f"unknown ratings {bad}; use letters g, s, q, e")
-        if self.image_template is not None:
-            try:
-                check_image_template(self.image_template)
-            except ValueError as err:
-                problems.append(str(err))
-        if problems:
-            raise ValueError("; ".join(problems))
-
-    @property
-    def importance_filter(self) -> bool:
-        return self.min_tag_importance is not None or self.max_tags_per_image is not None
-
-
-PRESETS: dict[str, dict] = {
-    # Dan:mul (2023): one character per post, >= 10 images per character, artist and meta tags
-    # dropped, rare and uninformative tags dropped (the paper reports 24 tags/image after it).
-    "danmul": dict(
-        min_images=10,
-        split=(0.7, 0.1, 0.2),
-        tag_categories=("general", "copyright"),
-        min_tag_count=10,
-        min_tag_importance=0.0,
-        max_tags_per_image=24,
-        image_folder="fullMin256",
-    ),
-    # DAF:re (Animesion, 2022): >= 20 images per character, split 0.7/0.1/0.2, general tags.
-    "dafre": dict(
-        min_images=20,
-        split=(0.7, 0.1, 0.2),
-        tag_categories=("general",),
-        min_tag_count=1,
-        min_tag_importance=None,
-        max_tags_per_image=None,
-        image_folder="fullMin256",
-    ),
-}
-
-
-def preset_config(name: str = "danmul", **overrides) -> BuildConfig:
-    """A :class:`BuildConfig` from a preset's values, with ``overrides`` on top."""
-    if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-    return BuildConfig(preset=name, **{**PRESETS[name], **overrides})
-
-
-def split_counts(n: int, fractions: Sequence[float]) -> tuple[int, int, int]:
-    """How many of a class's ``n`` images go to train, val and test.
-
-    Val and test get ``round(n * fraction)`` (half up), at least one each when their fraction
-    is positive and ``n >= 3``; train gets the rest and always keeps at least one image.
-    """
-    _, f_val, f_test = fractions
-
-    def share(fraction: float) -> int:
-        if fraction <= 0:
-            return 0
-        k = int(n * fraction + 0.5)
-        return max(k, 1) if n >= 3 else k
-
-    n_val, n_test = share(f_val), share(f_test)
-    while n - n_val - n_test < 1:  # tiny classes: train first
-        if n_test >= n_val and n_test > 0:
-            n_test -= 1
-        else:
-            n_val -= 1
-    return n - n_val - n_test, n_val, n_test
 
 
 def find_metadata_files(paths: Sequence[str | Path]) -> list[Path]:
@@ -247,8 +131,10 @@ class _Build:
         self.files, self.images, self.root, self.config = files, images, work, config
         self.scratch = work / "_work"
         self.scratch.mkdir(parents=True)
+        # An in-memory database: tables stay in memory up to the limit and spill to the scratch
+        # folder past it, so nothing is written to disk that fits in memory.
         self.con = duckdb.connect(
-            str(self.scratch / "build.duckdb"),
+            ":memory:",
             config={
                 "memory_limit": config.memory_limit,
                 "temp_directory": str(self.scratch / "spill"),
@@ -279,67 +165,35 @@ class _Build:
 
     # ------------------------------------------------------------------ 1. read
     def read_metadata(self) -> None:
-        """Stream every file into the ``posts`` table; bad lines stop or are reported.
-
-        Parsed posts are staged as a tab-separated file that DuckDB loads in one columnar read:
-        constant Python memory, and much cheaper than inserting Python objects batch by batch.
-        Fields never contain tabs or newlines (tags are whitespace-free tokens).
-        """
+        """Parse every file into the ``posts`` table (in DuckDB); bad lines stop or are reported."""
         start = time.perf_counter()
-        staged = self.scratch / "posts.tsv"
-        shapes: dict[str, str] = {}
-        lines_read = 0
+        create_posts_table(self.con)
         bar = _progress(unit=" posts", desc="read metadata", disable=not self.config.progress)
-
-        def cell(value) -> str:
-            return "\\N" if value is None else str(value)
-
-        with open(staged, "w", encoding="utf-8", newline="\n") as out:
-            for file_index, path in enumerate(self.files):
-                shape = self.config.shape
-                if shape == "auto":
-                    shape = sniff_shape(path) or "dump"
-                shapes[str(path)] = shape
-                pending = 0
-                for item in iter_posts(path, shape, self.config.image_template):
-                    lines_read += 1
-                    if isinstance(item, BadLine):
-                        if self.config.on_error == "stop":
-                            raise DatasetError(
-                                f"{item.reason.replace('_', ' ')}: {item.detail} "
-                                "(pass --on-error skip to report such lines and go on)",
-                                path=path, row=item.line,
-                            )
-                        self.excluded[item.reason] += 1
-                        self.problems.writerow([path.name, item.line, "", item.reason, item.detail])
-                        continue
-                    n_characters = len(item.characters)
-                    out.write("\t".join((
-                        str(file_index), str(item.line), str(item.id), cell(item.rating),
-                        cell(item.width), cell(item.height), cell(item.image), str(n_characters),
-                        item.characters[0] if n_characters == 1 else "\\N",
-                        item.general, item.copyright, item.artist, item.meta)) + "\n")
-                    pending += 1
-                    if pending == _BATCH:
-                        bar.update(pending)
-                        pending = 0
-                bar.update(pending)
+        lines_read, files = 0, []
+        for index, path in enumerate(self.files):
+            shape = self.config.shape if self.config.shape != "auto" else sniff_shape(path) or "dump"
+            template = self.config.image_template or DEFAULT_IMAGE_PATHS[shape]
+            for block in load_posts(self.con, path, index, shape, template):
+                lines_read += block.lines
+                bar.update(block.lines)
+                for bad in block.bad:
+                    self._bad_line(path, bad)
+            files.append({"file": str(path), "shape": shape, "bytes": path.stat().st_size})
         bar.close()
-        self.con.execute(
-            """CREATE TABLE posts AS SELECT * FROM read_csv($1, delim = '\t', header = false,
-                   quote = '', escape = '', nullstr = '\\N', columns = {
-                   'file': 'INTEGER', 'line': 'INTEGER', 'id': 'BIGINT', 'rating': 'VARCHAR',
-                   'width': 'INTEGER', 'height': 'INTEGER', 'image': 'VARCHAR',
-                   'n_characters': 'INTEGER', 'character': 'VARCHAR', 'general': 'VARCHAR',
-                   'copyright': 'VARCHAR', 'artist': 'VARCHAR', 'meta': 'VARCHAR'})""",
-            [str(staged)],
-        )
-        staged.unlink()
-        self.stats["metadata_files"] = [
-            {"file": str(p), "shape": shapes[str(p)], "bytes": p.stat().st_size} for p in self.files
-        ]
+        self.con.execute("DELETE FROM posts WHERE reason IS NOT NULL")  # counted and reported
+        self.stats["metadata_files"] = files
         self.stats["posts_read"] = lines_read
         self._timed("read_metadata", start)
+
+    def _bad_line(self, path: Path, bad: BadLine) -> None:
+        if self.config.on_error == "stop":
+            raise DatasetError(
+                f"{bad.reason.replace('_', ' ')}: {bad.detail} "
+                "(pass --on-error skip to report such lines and go on)",
+                path=path, row=bad.line,
+            )
+        self.excluded[bad.reason] += 1
+        self.problems.writerow([path.name, bad.line, "", bad.reason, bad.detail])
 
     # ------------------------------------------------------------------ 2. post filters
     def filter_posts(self) -> None:
@@ -350,7 +204,9 @@ class _Build:
         self.con.execute(
             f"""CREATE TABLE status AS
             WITH ranked AS (
-                SELECT *, row_number() OVER (PARTITION BY id ORDER BY file, line) AS copy,
+                SELECT * EXCLUDE (characters, reason), len(characters) AS n_characters,
+                       CASE WHEN len(characters) = 1 THEN characters[1] END AS character,
+                       row_number() OVER (PARTITION BY id ORDER BY file, line) AS copy,
                        first_value(line) OVER (PARTITION BY id ORDER BY file, line) AS first_line,
                        first_value(file) OVER (PARTITION BY id ORDER BY file, line) AS first_file
                 FROM posts)
@@ -439,6 +295,12 @@ class _Build:
             self._timed("export_images", start)
             return
 
+        self._run_exports()
+        self._record_export_failures()
+        self._timed("export_images", start)
+
+    def _run_exports(self) -> None:
+        """Hand the images to the pool in blocks; their results go to the ``results`` table."""
         import multiprocessing as mp
 
         total = self._scalar("SELECT count(*) FROM exported")
@@ -471,6 +333,10 @@ class _Build:
             if pool is not None:
                 pool.close()
                 pool.join()
+
+    def _record_export_failures(self) -> None:
+        """Exclude the images that failed; a class that falls under the minimum goes too."""
+        image_dir = self.root / self.config.image_folder
         self.con.execute(
             """UPDATE exported SET status = r.status, out_width = r.w, out_height = r.h
                FROM results r WHERE exported.id = r.id"""
@@ -494,7 +360,6 @@ class _Build:
             folder = self._scalar("SELECT folder FROM folders WHERE character = $1", character)
             shutil.rmtree(image_dir / folder, ignore_errors=True)
         self.con.execute("DROP TABLE results")
-        self._timed("export_images", start)
 
     # ------------------------------------------------------------------ 4. classes + splits
     def assign_splits(self) -> None:
@@ -532,89 +397,104 @@ class _Build:
                 FROM ranked r JOIN _counts k USING (class_id)"""
         )
         self.con.unregister("_counts")
+        self.con.execute("DROP TABLE status")  # everything later reads final
         self._timed("assign_splits", start)
 
     # ------------------------------------------------------------------ 5. tags
     def filter_tags(self) -> None:
-        """Per-image tag lists after the category, rarity and importance filters."""
+        """Per-image tag lists after the category, rarity and importance filters.
+
+        One count per tag (all images, training images) gives every step's size, and each tag
+        gets an integer id in name order (``tid``), so the big image-tag table, its grouping
+        and its sorting handle integers; names come back only when the labels are written.
+        """
         start = time.perf_counter()
         cfg = self.config
+        by_category = {c: self._per_image(self._words(c)) for c in TAG_CATEGORIES}
         kept = " || ' ' || ".join(cfg.tag_categories) if cfg.tag_categories else "''"
+        pairs = f"""SELECT id, class_id, split = 'train' AS train, unnest(list_distinct(
+                        list_filter(string_split({kept}, ' '), lambda tag: tag <> ''))) AS tag
+                    FROM final"""
+        # Tag statistics come from the training split only (n); n_all counts every split.
         self.con.execute(
-            f"""CREATE TABLE post_tags AS
-                SELECT DISTINCT id, class_id, split, tag FROM (
-                    SELECT id, class_id, split, unnest(string_split({kept}, ' ')) AS tag FROM final)
-                WHERE tag <> ''"""
+            f"""CREATE TABLE tag_counts AS
+                SELECT *, (row_number() OVER (ORDER BY tag))::INTEGER AS tid FROM (
+                    SELECT tag, count(*) AS n_all, count(*) FILTER (WHERE train) AS n
+                    FROM ({pairs}) GROUP BY tag)"""
         )
-        # Tag statistics come from the training split only.
+        rare_rule = "TRUE" if cfg.min_tag_count <= 1 else f"n >= {int(cfg.min_tag_count)}"
+        funnel = [self._occurrences("categories kept", "TRUE"),
+                  self._occurrences("after rare-tag filter", rare_rule)]
         self.con.execute(
-            "CREATE TABLE tag_counts AS SELECT tag, count(*) AS n FROM post_tags "
-            "WHERE split = 'train' GROUP BY tag"
+            f"""CREATE TABLE frequent AS SELECT p.id, p.class_id, p.train, c.tid FROM ({pairs}) p
+                JOIN (SELECT tag, tid FROM tag_counts WHERE {rare_rule}) c USING (tag)"""
         )
-        rare_rule = "TRUE" if cfg.min_tag_count <= 1 else f"coalesce(c.n, 0) >= {int(cfg.min_tag_count)}"
-        self.con.execute(
-            f"""CREATE TABLE frequent AS SELECT p.* FROM post_tags p
-                LEFT JOIN tag_counts c USING (tag) WHERE {rare_rule}"""
-        )
+        lists = "SELECT id, list_sort(list(tid)) AS tids FROM frequent GROUP BY id"
         if cfg.importance_filter:
-            self.con.execute(
-                """CREATE TABLE importance AS
-                   WITH ct AS (SELECT class_id, tag, count(*) AS k FROM frequent
-                               WHERE split = 'train' GROUP BY ALL),
-                        cs AS (SELECT class_id, count(*) AS n_c FROM final
-                               WHERE split = 'train' GROUP BY class_id),
-                        df AS (SELECT tag, count(*) AS df FROM ct GROUP BY tag),
-                        total AS (SELECT count(*) AS c FROM cs)
-                   SELECT tag, max(k / n_c * ln(total.c / df.df)) AS importance, any_value(df.df) AS df
-                   FROM ct JOIN cs USING (class_id) JOIN df USING (tag), total GROUP BY tag"""
-            )
-            floor = "-1e300" if cfg.min_tag_importance is None else repr(float(cfg.min_tag_importance))
-            cap = "1e18" if cfg.max_tags_per_image is None else str(int(cfg.max_tags_per_image))
-            self.con.execute(
-                f"""CREATE TABLE important AS
-                    SELECT f.*, coalesce(i.importance, 0.0) AS importance FROM frequent f
-                    LEFT JOIN importance i USING (tag) WHERE coalesce(i.importance, 0.0) > {floor}"""
-            )
-            self.con.execute(
-                f"""CREATE TABLE kept_tags AS SELECT id, tag FROM (
-                        SELECT id, tag, row_number() OVER (PARTITION BY id
-                                            ORDER BY importance DESC, tag) AS rk FROM important)
-                    WHERE rk <= {cap}"""
-            )
-        else:
-            self.con.execute("CREATE TABLE kept_tags AS SELECT id, tag FROM frequent")
-        self.con.execute(
-            """CREATE TABLE tag_lists AS
-               SELECT id, list(tag ORDER BY tag) AS tags FROM kept_tags GROUP BY id"""
-        )
-        self._tag_statistics()
+            lists = self._importance_filter(funnel, rare_rule)
+        self.con.execute(f"CREATE TABLE tag_lists AS SELECT * FROM ({lists}) WHERE len(tids) > 0")
+        self.con.execute("DROP TABLE frequent")
+        if cfg.importance_filter:
+            n, vocabulary = self.con.execute(
+                "SELECT count(*), count(DISTINCT tid) FROM (SELECT unnest(tids) AS tid FROM tag_lists)"
+            ).fetchone()
+            funnel.append({"step": "after per-image cap", "tag_occurrences": n,
+                           "tags_per_image": self._per_image(n), "vocabulary": vocabulary})
+        self._tag_statistics(funnel, by_category)
         self._timed("filter_tags", start)
 
-    def _tag_statistics(self) -> None:
+    def _importance_filter(self, funnel: list, rare_rule: str) -> str:
+        """Score tags (module docstring) and drop those under the floor; returns the SELECT of
+        each image's tag ids under the per-image cap."""
+        cfg = self.config
+        self.con.execute(
+            """CREATE TABLE importance AS
+               WITH ct AS (SELECT class_id, tid, count(*) AS k FROM frequent
+                           WHERE train GROUP BY ALL),
+                    cs AS (SELECT class_id, count(*) AS n_c FROM final
+                           WHERE split = 'train' GROUP BY class_id),
+                    df AS (SELECT tid, count(*) AS df FROM ct GROUP BY tid),
+                    total AS (SELECT count(*) AS c FROM cs)
+               SELECT tid, max(k / n_c * ln(total.c / df.df)) AS importance, any_value(df.df) AS df
+               FROM ct JOIN cs USING (class_id) JOIN df USING (tid), total GROUP BY tid"""
+        )
+        floor = "-1e300" if cfg.min_tag_importance is None else repr(float(cfg.min_tag_importance))
+        scored = "coalesce((SELECT importance FROM importance i WHERE i.tid = c.tid), 0.0)"
+        funnel.append(self._occurrences("after importance floor", f"{rare_rule} AND {scored} > {floor}"))
+        important = f"""SELECT f.id, f.tid, coalesce(i.importance, 0.0) AS importance FROM frequent f
+                        LEFT JOIN importance i USING (tid) WHERE coalesce(i.importance, 0.0) > {floor}"""
+        cap = cfg.max_tags_per_image
+        if cap is None:
+            return f"SELECT id, list_sort(list(tid)) AS tids FROM ({important}) GROUP BY id"
+        # The cap keeps the most important first, ties by name (tid is in name order): sort
+        # only the lists it cuts.
+        return f"""
+            SELECT id, CASE WHEN len(ranked) <= {int(cap)} THEN list_sort([r.tid FOR r IN ranked])
+                ELSE list_sort([r.tid FOR r IN list_sort(ranked)[1:{int(cap)}]]) END AS tids
+            FROM (SELECT id, list({{'order': -importance, 'tid': tid}}) AS ranked
+                  FROM ({important}) GROUP BY id)"""
+
+    def _occurrences(self, step: str, rule: str) -> dict:
+        """One step of the tag funnel: the image-tag pairs and tags left by ``rule`` on tag_counts."""
+        n, vocabulary = self.con.execute(
+            f"SELECT coalesce(sum(n_all), 0), count(*) FROM tag_counts c WHERE {rule}").fetchone()
+        return {"step": step, "tag_occurrences": int(n), "tags_per_image": self._per_image(n),
+                "vocabulary": vocabulary}
+
+    def _per_image(self, n: int) -> float:
+        images = self._scalar("SELECT count(*) FROM final") or 0
+        return round(n / images, 3) if images else 0.0
+
+    def _words(self, column: str) -> int:
+        """Tags of one category over the kept images (the space-separated words of a column)."""
+        return self._scalar(
+            f"SELECT coalesce(sum(CASE WHEN {column} = '' THEN 0 ELSE "
+            f"length({column}) - length(replace({column}, ' ', '')) + 1 END), 0) FROM final"
+        )
+
+    def _tag_statistics(self, funnel: list[dict], by_category: dict[str, float]) -> None:
         cfg = self.config
         images = self._scalar("SELECT count(*) FROM final") or 0
-
-        def occurrences(table: str) -> tuple[int, int]:
-            return self.con.execute(f"SELECT count(*), count(DISTINCT tag) FROM {table}").fetchone()
-
-        def per_image(n: int) -> float:
-            return round(n / images, 3) if images else 0.0
-
-        def words(column: str) -> int:
-            return self._scalar(
-                f"SELECT coalesce(sum(CASE WHEN {column} = '' THEN 0 ELSE "
-                f"length({column}) - length(replace({column}, ' ', '')) + 1 END), 0) FROM final"
-            )
-
-        by_category = {c: per_image(words(c)) for c in TAG_CATEGORIES}
-        steps = [("categories kept", "post_tags"), ("after rare-tag filter", "frequent")]
-        if cfg.importance_filter:
-            steps += [("after importance floor", "important"), ("after per-image cap", "kept_tags")]
-        funnel = []
-        for name, table in steps:
-            n, vocab = occurrences(table)
-            funnel.append({"step": name, "tag_occurrences": n, "tags_per_image": per_image(n),
-                           "vocabulary": vocab})
         tag_stats = {
             "categories_kept": list(cfg.tag_categories),
             "tags_per_image_by_category_before": by_category,
@@ -627,45 +507,47 @@ class _Build:
             },
         }
         if cfg.importance_filter:
-            least = self.con.execute(
-                """SELECT i.tag, round(i.importance, 4), c.n FROM importance i JOIN tag_counts c
-                   USING (tag) ORDER BY i.importance, c.n DESC, i.tag LIMIT 10"""
-            ).fetchall()
-            most = self.con.execute(
-                """SELECT i.tag, round(i.importance, 4), c.n FROM importance i JOIN tag_counts c
-                   USING (tag) ORDER BY i.importance DESC, i.tag LIMIT 10"""
-            ).fetchall()
+            ranked = """SELECT c.tag, round(i.importance, 4), c.n FROM importance i JOIN tag_counts c
+                        USING (tid) ORDER BY {} LIMIT 10"""
+            least = self.con.execute(ranked.format("i.importance, c.n DESC, c.tag")).fetchall()
+            most = self.con.execute(ranked.format("i.importance DESC, c.tag")).fetchall()
             tag_stats["least_important"] = [dict(tag=t, importance=s, train_images=n) for t, s, n in least]
             tag_stats["most_important"] = [dict(tag=t, importance=s, train_images=n) for t, s, n in most]
         self.stats["tags"] = tag_stats
 
     # ------------------------------------------------------------------ 6. write
     def write_labels(self) -> None:
-        from animesion_lib.data.layout import CLASS_FILE, TAG_COLUMNS, write_classes
-
         start = time.perf_counter()
         labels = self.root / "labels"
         labels.mkdir()
         classes = [r[0] for r in self.con.execute(
             "SELECT character FROM classes ORDER BY class_id").fetchall()]
         write_classes(labels / CLASS_FILE, classes)
+        self.con.execute(  # the tag ids back to names (tid is a name's rank: names[tid])
+            """CREATE TABLE tag_strings AS
+               SELECT id, array_to_string(list_transform(tids, lambda i: v.names[i]), ' ') AS tags
+               FROM tag_lists, (SELECT list(tag ORDER BY tid) AS names FROM tag_counts) v"""
+        )
         for split in SPLITS:
-            reader = self.con.cursor()
-            reader.execute(
-                """SELECT f.class_id, f.rel, coalesce(t.tags, []::VARCHAR[]) FROM final f
-                   LEFT JOIN tag_lists t USING (id) WHERE f.split = $1
-                   ORDER BY f.class_id, f.id""",
-                [split],
-            )
-            with open(labels / f"{split}.csv", "w", newline="", encoding="utf-8") as plain, \
-                    open(labels / f"{split}_tags.csv", "w", newline="", encoding="utf-8") as tagged:
-                plain_writer, tag_writer = csv.writer(plain), csv.writer(tagged)
-                tag_writer.writerow(TAG_COLUMNS)
-                while rows := reader.fetchmany(50_000):
-                    plain_writer.writerows((c, rel) for c, rel, _ in rows)
-                    tag_writer.writerows((c, rel, repr(list(tags))) for c, rel, tags in rows)
-            reader.close()
+            write_split(labels / f"{split}.csv", self._label_rows(split, tags=False), False)
+            write_split(labels / f"{split}_tags.csv", self._label_rows(split, tags=True), True)
         self._timed("write_labels", start)
+
+    def _label_rows(self, split: str, tags: bool):
+        """Stream ``(class_id, rel[, tags])`` rows of one split, in class then post id order."""
+        reader = self.con.cursor()
+        # tags are whitespace-free tokens: one joined string per row is much cheaper to fetch
+        tag_column = ", coalesce(t.tags, '')" if tags else ""
+        reader.execute(
+            f"""SELECT f.class_id, f.rel{tag_column} FROM final f LEFT JOIN tag_strings t USING (id)
+                WHERE f.split = $1 ORDER BY f.class_id, f.id""",
+            [split],
+        )
+        try:
+            while rows := reader.fetchmany(50_000):
+                yield from ((c, rel, joined.split()) for c, rel, joined in rows) if tags else rows
+        finally:
+            reader.close()
 
     def summarise(self) -> dict:
         cfg = self.config
@@ -678,12 +560,9 @@ class _Build:
         else:
             w, h = self.con.execute("SELECT avg(out_width), avg(out_height) FROM final").fetchone()
             resolution_source = f"written images ({cfg.image_mode})"
-        per_split = {
-            split: {"images": n, "classes": k}
-            for split, n, k in self.con.execute(
-                "SELECT split, count(*), count(DISTINCT class_id) FROM final GROUP BY split"
-            ).fetchall()
-        }
+        counted = {split: {"images": n, "classes": k} for split, n, k in self.con.execute(
+            "SELECT split, count(*), count(DISTINCT class_id) FROM final GROUP BY split").fetchall()}
+        per_split = {split: counted[split] for split in SPLITS if split in counted}  # a fixed order
         sizes = self.con.execute(
             "SELECT min(n), median(n), max(n) FROM classes").fetchone() if classes else (0, 0, 0)
         excluded = {reason: int(self.excluded.get(reason, 0)) for reason in EXCLUSION_REASONS}
@@ -725,31 +604,23 @@ def statistics_markdown(stats: dict, name: str | None = None) -> str:
     """The statistics as Markdown: Dan:mul's Table 2 row, then splits, exclusions and tags."""
     t = stats["table2"]
     name = name or stats["dataset"]
-    lines = [
-        f"# Dataset statistics: {name} (preset `{stats['preset']}`"
-        + (", dry run" if stats["dry_run"] else "") + ")",
-        "",
-        "| Dataset | Images | Classes | Tags per image | Resolution |",
-        "| --- | ---: | ---: | ---: | --- |",
-        f"| {name} | {t['images']:,} | {t['classes']:,} | {t['tags_per_image']:.2f} | "
-        f"{t['resolution'] or 'n/a'} (mean W x H, {t['resolution_source']}) |",
-        "",
-        "| Split | Images | Classes |",
-        "| --- | ---: | ---: |",
-    ]
-    for split in SPLITS:
-        s = stats["splits"].get(split, {"images": 0, "classes": 0})
-        lines.append(f"| {split} | {s['images']:,} | {s['classes']:,} |")
-    lines += ["", f"Posts read: {stats['posts_read']:,}. Every exclusion, in the order applied:", "",
-              "| Filter | Excluded | Remaining |", "| --- | ---: | ---: |"]
-    for row in stats["funnel"]:
-        lines.append(f"| {row['filter']} | {row['excluded']:,} | {row['remaining']:,} |")
+    lines = [f"# Dataset statistics: {name} (preset `{stats['preset']}`"
+             + (", dry run" if stats["dry_run"] else "") + ")", ""]
+    lines += markdown_table(
+        ["Dataset", "Images", "Classes", "Tags per image", "Resolution"],
+        [[name, f"{t['images']:,}", f"{t['classes']:,}", f"{t['tags_per_image']:.2f}",
+          f"{t['resolution'] or 'n/a'} (mean W x H, {t['resolution_source']})"]], "lrrrl")
+    splits = [stats["splits"].get(split, {"images": 0, "classes": 0}) for split in SPLITS]
+    lines += ["", *markdown_table(["Split", "Images", "Classes"], [
+        [split, f"{s['images']:,}", f"{s['classes']:,}"] for split, s in zip(SPLITS, splits)], "lrr")]
+    lines += ["", f"Posts read: {stats['posts_read']:,}. Every exclusion, in the order applied:", ""]
+    lines += markdown_table(["Filter", "Excluded", "Remaining"], [
+        [row["filter"], f"{row['excluded']:,}", f"{row['remaining']:,}"] for row in stats["funnel"]], "lrr")
     tags = stats["tags"]
-    lines += ["", f"Tags (categories kept: {', '.join(tags['categories_kept']) or 'none'}):", "",
-              "| Step | Tag occurrences | Tags per image | Vocabulary |", "| --- | ---: | ---: | ---: |"]
-    for row in tags["steps"]:
-        lines.append(f"| {row['step']} | {row['tag_occurrences']:,} | {row['tags_per_image']:.2f} "
-                     f"| {row['vocabulary']:,} |")
+    lines += ["", f"Tags (categories kept: {', '.join(tags['categories_kept']) or 'none'}):", ""]
+    lines += markdown_table(["Step", "Tag occurrences", "Tags per image", "Vocabulary"], [
+        [row["step"], f"{row['tag_occurrences']:,}", f"{row['tags_per_image']:.2f}", f"{row['vocabulary']:,}"]
+        for row in tags["steps"]], "lrrr")
     if "least_important" in tags:
         least = ", ".join(f"{d['tag']} ({d['importance']})" for d in tags["least_important"])
         lines += ["", f"Least important tags kept by the statistics (importance): {least}."]
@@ -825,6 +696,8 @@ def build_dataset(
 
 
 __all__ = [
+    "IMAGE_FOLDERS",
+    "TAG_CATEGORIES",
     "BuildConfig",
     "DEFAULT_IMAGE_PATHS",
     "EXCLUSION_REASONS",

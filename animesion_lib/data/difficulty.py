@@ -18,8 +18,6 @@ Baselines, all trained on ``train`` and reported on ``val`` and ``test``:
 
 from __future__ import annotations
 
-import ast
-import csv
 import json
 import warnings
 from collections import Counter
@@ -27,21 +25,21 @@ from pathlib import Path
 
 import numpy as np
 
+from animesion_lib.atomic import atomic_write_text
+from animesion_lib.data.layout import Layout, class_file, dafre_layout, read_classes, read_split, split_file
+from animesion_lib.data.statistics import markdown_table
+
 SPLITS = ("train", "val", "test")
 THUMBNAIL = 8
 
 
-def _read_split(root: Path, split: str) -> tuple[list[int], list[str], list[list[str]] | None]:
-    labels = root / "labels"
-    tag_file = labels / f"{split}_tags.csv"
-    if tag_file.is_file():
-        with open(tag_file, newline="") as f:
-            rows = list(csv.DictReader(f))
-        return ([int(r["class_id"]) for r in rows], [r["dir"] for r in rows],
-                [list(ast.literal_eval(r["tags_cat0"])) for r in rows])
-    with open(labels / f"{split}.csv", newline="") as f:
-        rows = [r for r in csv.reader(f) if r]
-    return [int(r[0]) for r in rows], [r[1] for r in rows], None
+def _read_split(root: Path, layout: Layout, split: str, classes: list[str]
+                ) -> tuple[list[int], list[str], list[list[str]] | None]:
+    """Class ids, image paths and (when the split has a tag file) tags of one split."""
+    with_tags = split_file(root, layout, split, with_tags=True).is_file()
+    samples = read_split(root, layout, split, with_tags, classes)
+    return ([s.class_id for s in samples], [s.rel for s in samples],
+            [list(s.tags) for s in samples] if with_tags else None)
 
 
 def _thumbnails(folder: Path, rels: list[str]) -> np.ndarray:
@@ -76,13 +74,56 @@ def _histogram(values: list[int], bins: int = 10) -> dict[str, list]:
     return {"bin_edges": [round(float(e), 1) for e in edges], "counts": counts.tolist()}
 
 
+def _tag_baselines(card: dict, data: dict, thumbs: dict, y: dict, evals: list[str], seed: int) -> None:
+    """The tag statistics and the tags-only and tags+thumbnail baselines, into ``card``."""
+    from sklearn.preprocessing import MultiLabelBinarizer
+
+    all_tags = [t for d in data.values() for t in d[2]]
+    per_image = [len(t) for t in all_tags]
+    vocab = sorted({t for tags in data["train"][2] for t in tags})
+    binarizer = MultiLabelBinarizer(classes=vocab)
+    with warnings.catch_warnings():  # tags unseen in train are simply dropped
+        warnings.simplefilter("ignore", UserWarning)
+        bags = {s: binarizer.fit_transform(d[2]).astype(np.float32) for s, d in data.items()}
+    card["tags"] = {
+        "vocabulary_size": len({t for tags in all_tags for t in tags}),
+        "per_image": {"mean": round(float(np.mean(per_image)), 2), "min": int(min(per_image)),
+                      "max": int(max(per_image)), "median": float(np.median(per_image))},
+        "most_common": Counter(t for tags in all_tags for t in tags).most_common(15),
+    }
+    card["accuracy"]["tags_lr"] = _fit_score(
+        bags["train"], y["train"], {s: (bags[s], y[s]) for s in evals}, seed=seed)
+    both = {s: np.hstack([bags[s], thumbs[s] * 0.3]) for s in data}
+    card["accuracy"]["tags_image_lr"] = _fit_score(
+        both["train"], y["train"], {s: (both[s], y[s]) for s in evals}, seed=seed)
+
+
+def _attribute_sharing(table: list[dict]) -> dict:
+    """How many characters share each attribute value (from ``characters.json``)."""
+    attrs: dict[str, Counter] = {}
+    for ch in table:
+        for key, value in ch["attributes"].items():
+            if key == "accent":
+                continue
+            values = value if isinstance(value, list) else [value]
+            for v in values or ["none"]:
+                attrs.setdefault(key, Counter())[str(v)] += 1
+    return {
+        "attributes": {k: dict(sorted(c.items())) for k, c in attrs.items()},
+        "attributes_unique_to_one_character": sorted(
+            f"{k}={v}" for k, c in attrs.items() for v, n in c.items() if n == 1),
+        "near_twin_characters": sum(1 for ch in table if ch.get("twin_of")),
+    }
+
+
 def difficulty_card(root: str | Path, seed: int = 0, generator: dict | None = None,
                     notes: dict[str, str] | None = None, image_dir: str = "faces") -> dict:
     """Compute the card for the dataset at ``root`` (see the module docstring)."""
-    root = Path(root)
-    data = {s: _read_split(root, s) for s in SPLITS if (root / "labels" / f"{s}.csv").is_file()}
-    with open(root / "labels" / "classid_classname.csv", newline="") as f:
-        num_classes = sum(1 for r in csv.reader(f) if r)
+    root, layout = Path(root), dafre_layout(image_dir)
+    classes = read_classes(class_file(root, layout))
+    num_classes = len(classes)
+    data = {s: _read_split(root, layout, s, classes) for s in SPLITS
+            if split_file(root, layout, s).is_file()}
     y = {s: np.array(d[0]) for s, d in data.items()}
     train_counts = Counter(data["train"][0])
     all_counts = Counter(c for d in data.values() for c in d[0])
@@ -110,51 +151,15 @@ def difficulty_card(root: str | Path, seed: int = 0, generator: dict | None = No
         thumbs["train"], y["train"], {s: (thumbs[s], y[s]) for s in evals}, c=0.1, seed=seed)
 
     if data["train"][2] is not None:
-        from sklearn.preprocessing import MultiLabelBinarizer
-
-        all_tags = [t for d in data.values() for t in d[2]]
-        per_image = [len(t) for t in all_tags]
-        vocab = sorted({t for tags in data["train"][2] for t in tags})
-        binarizer = MultiLabelBinarizer(classes=vocab)
-        with warnings.catch_warnings():  # tags unseen in train are simply dropped
-            warnings.simplefilter("ignore", UserWarning)
-            bags = {s: binarizer.fit_transform(d[2]).astype(np.float32) for s, d in data.items()}
-        card["tags"] = {
-            "vocabulary_size": len({t for tags in all_tags for t in tags}),
-            "per_image": {"mean": round(float(np.mean(per_image)), 2), "min": int(min(per_image)),
-                          "max": int(max(per_image)), "median": float(np.median(per_image))},
-            "most_common": Counter(t for tags in all_tags for t in tags).most_common(15),
-        }
-        card["accuracy"]["tags_lr"] = _fit_score(
-            bags["train"], y["train"], {s: (bags[s], y[s]) for s in evals}, seed=seed)
-        both = {s: np.hstack([bags[s], thumbs[s] * 0.3]) for s in data}
-        card["accuracy"]["tags_image_lr"] = _fit_score(
-            both["train"], y["train"], {s: (both[s], y[s]) for s in evals}, seed=seed)
-
+        _tag_baselines(card, data, thumbs, y, evals, seed)
     characters = root / "characters.json"
     if characters.is_file():
-        table = json.loads(characters.read_text())
-        attrs: dict[str, Counter] = {}
-        for ch in table:
-            for key, value in ch["attributes"].items():
-                if key == "accent":
-                    continue
-                values = value if isinstance(value, list) else [value]
-                for v in values or ["none"]:
-                    attrs.setdefault(key, Counter())[str(v)] += 1
-        card["attributes"] = {k: dict(sorted(c.items())) for k, c in attrs.items()}
-        card["attributes_unique_to_one_character"] = sorted(
-            f"{k}={v}" for k, c in attrs.items() for v, n in c.items() if n == 1)
-        card["near_twin_characters"] = sum(1 for ch in table if ch.get("twin_of"))
+        card.update(_attribute_sharing(json.loads(characters.read_text())))
     if generator is not None:
         card["generator"] = generator
     if notes:
         card["generator_notes"] = notes
     return card
-
-
-def _row(cells) -> str:
-    return "| " + " | ".join(str(c) for c in cells) + " |"
 
 
 def card_markdown(card: dict) -> str:
@@ -163,20 +168,21 @@ def card_markdown(card: dict) -> str:
     lines = [f"# Difficulty card: {card['dataset']}", "",
              f"{card['num_images']} images of {card['num_classes']} classes; splits "
              + ", ".join(f"{k} {v}" for k, v in card["split_sizes"].items()) + ".", "",
-             "## Baseline accuracy", "", _row(["baseline", "val", "test"]), _row(["---"] * 3),
-             _row(["chance", acc["chance"], acc["chance"]])]
+             "## Baseline accuracy", ""]
+    rows = [["chance", acc["chance"], acc["chance"]]]
     labels = {"majority": "majority class", "tags_lr": "tags only (logistic regression)",
               "image_lr": f"image only ({THUMBNAIL}x{THUMBNAIL} thumbnail, logistic regression)",
               "tags_image_lr": "tags + thumbnail (logistic regression)"}
     for key, label in labels.items():
         if key in acc:
-            lines.append(_row([label, acc[key].get("val", "-"), acc[key].get("test", "-")]))
+            rows.append([label, acc[key].get("val", "-"), acc[key].get("test", "-")])
+    lines += markdown_table(["baseline", "val", "test"], rows)
     cs = card["class_size"]
     lines += ["", "## Class sizes", "",
-              f"min {cs['min']}, median {cs['median']}, mean {cs['mean']}, max {cs['max']}.", "",
-              _row(["images per class (bin)", "classes"]), _row(["---", "---"])]
+              f"min {cs['min']}, median {cs['median']}, mean {cs['mean']}, max {cs['max']}.", ""]
     edges, counts = cs["histogram"]["bin_edges"], cs["histogram"]["counts"]
-    lines += [_row([f"{edges[i]:.0f}-{edges[i + 1]:.0f}", counts[i]]) for i in range(len(counts))]
+    lines += markdown_table(["images per class (bin)", "classes"],
+                            [[f"{edges[i]:.0f}-{edges[i + 1]:.0f}", counts[i]] for i in range(len(counts))])
     if "tags" in card:
         t = card["tags"]
         lines += ["", "## Tags", "", f"Vocabulary: {t['vocabulary_size']} tags. Per image: mean "
@@ -199,6 +205,6 @@ def write_difficulty_card(root: str | Path, card: dict) -> tuple[Path, Path]:
     """Write ``difficulty_card.json`` and ``difficulty_card.md`` into ``root``."""
     root = Path(root)
     json_path, md_path = root / "difficulty_card.json", root / "difficulty_card.md"
-    json_path.write_text(json.dumps(card, indent=1) + "\n")
-    md_path.write_text(card_markdown(card))
+    atomic_write_text(json_path, json.dumps(card, indent=1) + "\n")
+    atomic_write_text(md_path, card_markdown(card))
     return json_path, md_path

@@ -12,15 +12,23 @@ header ``class_id,dir,tags_cat0`` where ``tags_cat0`` is a Python list literal o
 
 Rows are validated when a split is read, which is cheap; images are only opened later. Every
 problem raises :class:`~animesion_lib.errors.DatasetError` naming the file and the 1-based row.
+
+This module is the one home of the format: every reader (datasets, statistics, the difficulty
+card, the synthetic Danbooru dump) and every writer (the synthetic generator, the Danbooru
+builder) goes through :func:`read_classes` / :func:`read_split` / :func:`parse_tags` and
+:func:`write_classes` / :func:`write_split` / :func:`format_tags`.
 """
 
 from __future__ import annotations
 
 import ast
 import csv
+from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
+from animesion_lib.atomic import atomic_path
 from animesion_lib.errors import DatasetError
 
 CLASS_FILE = "classid_classname.csv"
@@ -75,6 +83,14 @@ def detect_layout(root: str | Path) -> str:
         f"{lay.name}: {lay.image_dir}/ + {Path(lay.labels_dir, CLASS_FILE)}" for lay in LAYOUTS.values()
     )
     raise DatasetError(f"not a known dataset layout (expected one of {expected})", path=root)
+
+
+def dafre_layout(image_dir: str) -> Layout:
+    """The DAF:re layout whose images live in ``image_dir`` (``faces`` or ``fullMin256``)."""
+    for layout in LAYOUTS.values():
+        if layout.labels_dir == "labels" and layout.image_dir == image_dir:
+            return layout
+    raise ValueError(f"no DAF:re layout keeps its images in {image_dir!r}; use faces or fullMin256")
 
 
 def image_root(root: str | Path, layout: str | Layout) -> Path:
@@ -156,7 +172,7 @@ def _check_rel(rel: str, path: Path, row: int) -> str:
     return rel
 
 
-def _parse_tags(text: str, path: Path, row: int) -> tuple[str, ...]:
+def parse_tags(text: str, path: Path, row: int) -> tuple[str, ...]:
     """Parse a ``tags_cat0`` cell: a Python list literal of strings (literal_eval, never eval)."""
     try:
         value = ast.literal_eval(text.strip())
@@ -222,25 +238,43 @@ def read_split(
                 row=row,
             )
         rel = _check_rel(fields[1], path, row)
-        tags = _parse_tags(fields[2], path, row) if with_tags else None
+        tags = parse_tags(fields[2], path, row) if with_tags else None
         samples.append(Sample(images / rel, rel, class_id, tags, row))
     return samples
 
 
-def write_classes(path: str | Path, classes: list[str]) -> None:
+# The csv module's own line end; the synthetic generator has always written "\n" and keeps it,
+# since the committed results cite the fingerprint of its files' bytes.
+CSV_LINE_END = "\r\n"
+
+
+def format_tags(tags: Iterable[str]) -> str:
+    """A ``tags_cat0`` cell: the Python list literal that :func:`parse_tags` reads back."""
+    return repr(list(tags))
+
+
+def write_classes(path: str | Path, classes: Iterable[str], line_end: str = CSV_LINE_END) -> None:
     """Write ``classid_classname.csv`` so that :func:`read_classes` reads it back."""
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        csv.writer(f).writerows(enumerate(classes))
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        csv.writer(f, lineterminator=line_end).writerows(enumerate(classes))
 
 
-def write_split(path: str | Path, rows: list[tuple], with_tags: bool | None = None) -> None:
-    """Write a split file; rows ``(class_id, dir)``, or ``(class_id, dir, tags)`` for ``*_tags.csv``."""
+def write_split(path: str | Path, rows: Iterable[tuple], with_tags: bool | None = None,
+                line_end: str = CSV_LINE_END) -> None:
+    """Write a split file; rows ``(class_id, dir)``, or ``(class_id, dir, tags)`` for ``*_tags.csv``.
+
+    ``rows`` may be a stream (written as it comes); ``with_tags=None`` decides from the first row.
+    With ``with_tags=False``, a row's tags, if any, are left out: one stream can feed both files.
+    """
+    rows = iter(rows)
+    first = next(rows, None)
     if with_tags is None:
-        with_tags = bool(rows) and len(rows[0]) == 3
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
+        with_tags = first is not None and len(first) == 3
+    rows = rows if first is None else chain([first], rows)
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f, lineterminator=line_end)
         if with_tags:
             writer.writerow(TAG_COLUMNS)
-            writer.writerows((c, d, repr(list(tags))) for c, d, tags in rows)
+            writer.writerows((c, d, format_tags(tags)) for c, d, tags in rows)
         else:
-            writer.writerows(rows)
+            writer.writerows(row[:2] for row in rows)

@@ -1,7 +1,9 @@
 """Statistics of a dataset folder, in the form of Dan:mul's Table 2.
 
 Only label files are read, plus a small sample of images for the resolution, so this is quick
-even on the full DAF:re. The datasets chapter and ``animesion info`` both use it.
+even on the full DAF:re. The datasets chapter and ``animesion info`` both use it, and
+:func:`markdown_table` is the one writer of the statistics tables (the Danbooru builder's
+``statistics.md``, the difficulty card).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import random
 import statistics
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -16,6 +19,23 @@ from PIL import Image
 
 from animesion_lib.data.fingerprint import data_fingerprint
 from animesion_lib.data.layout import available_splits, class_file, detect_layout, read_classes, read_split
+
+
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence], align: str | None = None) -> list[str]:
+    """A GitHub Markdown table as lines; ``align`` has one ``l`` or ``r`` per column (default all l).
+
+    Cells are written as they are, unpadded (``| a | 1 |``), so a table reads the same in a diff
+    and in a rendered page.
+    """
+    align = align or "l" * len(header)
+    if len(align) != len(header):
+        raise ValueError(f"align {align!r} has {len(align)} columns, the header {len(header)}")
+
+    def line(cells: Iterable) -> str:
+        return "| " + " | ".join(str(c) for c in cells) + " |"
+
+    rule = line("---:" if a == "r" else "---" for a in align)
+    return [line(header), rule, *(line(row) for row in rows)]
 
 
 @dataclass

@@ -67,7 +67,6 @@ is byte-identical whatever the number of worker processes.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import math
@@ -79,6 +78,8 @@ from collections.abc import Collection
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
+from animesion_lib.data.layout import CLASS_FILE, write_classes, write_split
+from animesion_lib.data.splits import split_counts
 from animesion_lib.data.synthetic_draw import (
     ACCENT_COLOURS,
     BACKGROUND_COLOURS,
@@ -571,13 +572,6 @@ def class_sizes(n_classes: int, n_images: int, min_per_class: int, exponent: flo
     return [sizes[ranks[c]] for c in range(n_classes)]
 
 
-def split_counts(n: int, split: tuple[float, float, float]) -> tuple[int, int, int]:
-    """(train, val, test) for a class of ``n`` images; val and test get at least one each."""
-    n_test = max(1, round(split[2] * n)) if n >= 3 else 0
-    n_val = max(1, round(split[1] * n)) if n >= 3 else 0
-    return n - n_val - n_test, n_val, n_test
-
-
 def class_folder(name: str) -> str:
     return re.sub(r"[^a-z0-9_]+", "", name.lower().replace("(", "").replace(")", ""))
 
@@ -697,16 +691,12 @@ def _write_labels(root: Path, entries: list[CharacterEntry], plan: list[PlannedI
                   tags: list[list[str]]) -> None:
     labels = root / "labels"
     labels.mkdir(parents=True, exist_ok=True)
-    with open(labels / "classid_classname.csv", "w", newline="") as f:
-        csv.writer(f, lineterminator="\n").writerows((i, e.name) for i, e in enumerate(entries))
+    write_classes(labels / CLASS_FILE, (e.name for e in entries), line_end="\n")
     for split in SPLITS:
         rows = sorted((p for p in plan if p.split == split), key=lambda p: (p.class_id, p.rel))
-        with open(labels / f"{split}.csv", "w", newline="") as f:
-            csv.writer(f, lineterminator="\n").writerows((p.class_id, p.rel) for p in rows)
-        with open(labels / f"{split}_tags.csv", "w", newline="") as f:
-            w = csv.writer(f, lineterminator="\n")
-            w.writerow(["class_id", "dir", "tags_cat0"])
-            w.writerows((p.class_id, p.rel, repr(tags[p.index])) for p in rows)
+        write_split(labels / f"{split}.csv", [(p.class_id, p.rel) for p in rows], False, "\n")
+        write_split(labels / f"{split}_tags.csv", [(p.class_id, p.rel, tags[p.index]) for p in rows],
+                    True, "\n")
 
 
 def _write_characters(root: Path, entries: list[CharacterEntry], plan: list[PlannedImage]) -> None:

@@ -23,8 +23,6 @@ Images are hard-linked when the file system allows it, else copied. Deterministi
 
 from __future__ import annotations
 
-import ast
-import csv
 import hashlib
 import json
 import os
@@ -34,6 +32,14 @@ import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from animesion_lib.data.layout import (
+    available_splits,
+    class_file,
+    dafre_layout,
+    labels_root,
+    read_classes,
+    read_split,
+)
 from animesion_lib.errors import DatasetError
 
 META_TAGS = ("highres", "absurdres", "commentary", "translated", "bad_id", "md5_mismatch")
@@ -57,27 +63,17 @@ class DumpDistractors:
 
 
 def _read_posts(root: Path, image_folder: str) -> tuple[list[str], list[tuple[int, str, list[str]]]]:
-    labels = root / "labels"
-    class_path = labels / "classid_classname.csv"
-    if not class_path.is_file():
-        raise DatasetError("not a DAF:re-layout folder with labels (class file missing)", path=class_path)
-    with open(class_path, newline="", encoding="utf-8") as f:
-        classes = [name for _, name in sorted((int(i), n) for i, n in csv.reader(f))]
-    rows = []
-    for split in ("train", "val", "test"):
-        path = labels / f"{split}_tags.csv"
-        if not path.is_file():
-            continue
-        with open(path, newline="", encoding="utf-8") as f:
-            reader = csv.reader(f)
-            next(reader, None)  # header class_id,dir,tags_cat0
-            for number, fields in enumerate(reader, start=2):
-                try:
-                    rows.append((int(fields[0]), fields[1], list(ast.literal_eval(fields[2]))))
-                except (ValueError, SyntaxError, IndexError):
-                    raise DatasetError("expected class_id,dir,tags_cat0", path=path, row=number) from None
+    layout = dafre_layout(image_folder)
+    if not class_file(root, layout).is_file():
+        raise DatasetError("not a DAF:re-layout folder with labels (class file missing)",
+                           path=class_file(root, layout))
+    classes = read_classes(class_file(root, layout))
+    rows = [(s.class_id, s.rel, list(s.tags))
+            for split in available_splits(root, layout, with_tags=True)
+            for s in read_split(root, layout, split, with_tags=True, classes=classes)]
     if not rows:
-        raise DatasetError("no {split}_tags.csv rows: the exporter needs the tag files", path=labels)
+        raise DatasetError("no {split}_tags.csv rows: the exporter needs the tag files",
+                           path=labels_root(root, layout))
     if not (root / image_folder).is_dir():
         raise DatasetError(f"image folder {image_folder}/ not found", path=root)
     return classes, sorted(rows, key=lambda r: (r[0], r[1]))
@@ -111,6 +107,68 @@ def _post(post_id: int, image: Path, rating: str, general: list[str], characters
     }
 
 
+def _series_of(name: str) -> list[str]:
+    match = _SERIES.search(name)
+    return [match.group(1)] if match else []
+
+
+class _Planter:
+    """Makes the posts of one dump: ids with gaps, extras (rating, meta, artist), distractors.
+
+    One random stream drives everything, so a dump is a function of the seed and the source.
+    """
+
+    def __init__(self, d: DumpDistractors, out: Path, images: Path, source_tags: set[str]):
+        self.d, self.out, self.images = d, out, images
+        self.rng = random.Random(f"synthetic-danbooru:{d.seed}")
+        self.artists = [f"synthetic_artist_{k}" for k in range(max(1, d.artists))]
+        # meta tags the source does not already use as general tags (the generator has some)
+        self.meta_tags = [t for t in META_TAGS if t not in source_tags] or ["synthetic_meta"]
+        self.all_tags = sorted(source_tags)
+        self.post_id = 1000
+
+    def _next_id(self) -> int:
+        self.post_id += self.rng.randint(1, 3)  # ids with gaps, as real ids are
+        return self.post_id
+
+    def _extras(self) -> tuple[str, list[str], str]:
+        rng = self.rng
+        meta = rng.sample(self.meta_tags, k=min(len(self.meta_tags), rng.randint(1, 3)))
+        return rng.choice(RATINGS), meta, rng.choice(self.artists)
+
+    def character_post(self, name: str, rel: str, tags: list[str]) -> tuple[dict, bool]:
+        """The post of one source image; True when it got a one-off rare tag."""
+        post_id = self._next_id()
+        rating, meta, artist = self._extras()
+        general, rare = list(tags), self.rng.random() < self.d.rare_tag_rate
+        if rare:
+            general.append(f"one_off_tag_{post_id}")
+        image = _place_image(self.images / rel, self.out, post_id)
+        return _post(post_id, image, rating, general, [name], _series_of(name), artist, meta), rare
+
+    def distractor(self, characters: list[str], sources: list[Path]) -> dict:
+        post_id = self._next_id()
+        rating, meta, artist = self._extras()
+        rng = self.rng
+        general = rng.sample(self.all_tags, k=min(len(self.all_tags), rng.randint(3, 10)))
+        copyright_ = [s for c in characters for s in _series_of(c)]
+        image = _place_image(rng.choice(sources), self.out, post_id)
+        return _post(post_id, image, rating, general, characters, copyright_, artist, meta)
+
+    def lines(self, posts: list[dict]) -> list[str]:
+        """The JSON lines, with duplicate ids (a later, retagged copy) and cut lines planted."""
+        rng, d = self.rng, self.d
+        lines = [json.dumps(p, separators=(",", ":")) for p in posts]
+        for _ in range(min(d.duplicate_ids, len(posts))):
+            twin = dict(rng.choice(posts[: max(1, len(posts) // 2)]))
+            twin["tags"] = twin["tags"] + [{"id": "0", "name": "retagged_copy", "category": "0"}]
+            lines.insert(rng.randint(len(lines) // 2, len(lines)), json.dumps(twin, separators=(",", ":")))
+        for _ in range(d.malformed_lines):  # a line cut short, as a truncated download leaves it
+            cut = rng.choice(lines)
+            lines.insert(rng.randint(1, len(lines)), cut[: len(cut) // 2])
+        return lines
+
+
 def export_danbooru_dump(
     synthetic_root: str | Path,
     out_dir: str | Path,
@@ -131,69 +189,26 @@ def export_danbooru_dump(
             raise DatasetError("output folder already exists (pass overwrite=True)", path=out)
         shutil.rmtree(out)
     classes, rows = _read_posts(root, image_folder)
-    rng = random.Random(f"synthetic-danbooru:{d.seed}")
     out.mkdir(parents=True)
     images = root / image_folder
-    artists = [f"synthetic_artist_{k}" for k in range(max(1, d.artists))]
-
-    def series_of(name: str) -> list[str]:
-        match = _SERIES.search(name)
-        return [match.group(1)] if match else []
-
-    # meta tags the source does not already use as general tags (the generator has some)
-    source_tags = {t for _, _, ts in rows for t in ts}
-    meta_tags = [t for t in META_TAGS if t not in source_tags] or ["synthetic_meta"]
-
-    def extras() -> tuple[str, list[str], str]:
-        meta = rng.sample(meta_tags, k=min(len(meta_tags), rng.randint(1, 3)))
-        return rng.choice(RATINGS), meta, rng.choice(artists)
-
-    posts: list[dict] = []
-    post_id = 1000
-    rare = 0
+    planter = _Planter(d, out, images, {t for _, _, ts in rows for t in ts})
+    posts, rare = [], 0
     for class_id, rel, tags in rows:
-        post_id += rng.randint(1, 3)  # ids with gaps, as real ids are
-        rating, meta, artist = extras()
-        general = list(tags)
-        if rng.random() < d.rare_tag_rate:
-            general.append(f"one_off_tag_{post_id}")
-            rare += 1
-        name = classes[class_id]
-        image = _place_image(images / rel, out, post_id)
-        posts.append(_post(post_id, image, rating, general, [name], series_of(name), artist, meta))
-
+        post, got_rare = planter.character_post(classes[class_id], rel, tags)
+        posts.append(post)
+        rare += got_rare
     sources = [images / rel for _, rel, _ in rows]
-    all_tags = sorted(source_tags)
-
-    def distractor(characters: list[str]) -> dict:
-        nonlocal post_id
-        post_id += rng.randint(1, 3)
-        rating, meta, artist = extras()
-        general = rng.sample(all_tags, k=min(len(all_tags), rng.randint(3, 10)))
-        copyright_ = [s for c in characters for s in series_of(c)]
-        image = _place_image(rng.choice(sources), out, post_id)
-        return _post(post_id, image, rating, general, characters, copyright_, artist, meta)
-
-    for _ in range(d.no_character_posts):
-        posts.append(distractor([]))
+    posts += [planter.distractor([], sources) for _ in range(d.no_character_posts)]
     for _ in range(d.multi_character_posts):
-        posts.append(distractor(rng.sample(classes, k=min(len(classes), rng.randint(2, 3)))))
+        k = min(len(classes), planter.rng.randint(2, 3))
+        posts.append(planter.distractor(planter.rng.sample(classes, k=k), sources))
     for k in range(d.small_characters):
-        for _ in range(d.small_character_posts):
-            posts.append(distractor([f"cameo_character_{k}_(synthetic_extras)"]))
+        posts += [planter.distractor([f"cameo_character_{k}_(synthetic_extras)"], sources)
+                  for _ in range(d.small_character_posts)]
     # interleave, as a real dump is sorted by id and distractors are everywhere
     posts.sort(key=lambda p: int(p["id"]))
-
-    lines = [json.dumps(p, separators=(",", ":")) for p in posts]
-    for _ in range(min(d.duplicate_ids, len(posts))):  # a later, retagged copy of a post
-        twin = dict(rng.choice(posts[: max(1, len(posts) // 2)]))
-        twin["tags"] = twin["tags"] + [{"id": "0", "name": "retagged_copy", "category": "0"}]
-        lines.insert(rng.randint(len(lines) // 2, len(lines)), json.dumps(twin, separators=(",", ":")))
-    for _ in range(d.malformed_lines):  # a line cut short, as a truncated download leaves it
-        cut = rng.choice(lines)
-        lines.insert(rng.randint(1, len(lines)), cut[: len(cut) // 2])
+    lines = planter.lines(posts)
     (out / "metadata.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
-
     return {
         "posts": len(posts),
         "lines": len(lines),
