@@ -99,7 +99,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                     help="on a malformed JSON line or a post without an integer id: stop with its "
                          "line number, or report it in problems.csv and go on")
 
-    recipe = parser.add_argument_group("recipe (defaults come from --preset)")
+    _add_recipe_arguments(parser.add_argument_group("recipe (defaults come from --preset)"))
+    _add_image_arguments(parser.add_argument_group("images"))
+    engine = parser.add_argument_group("engine")
+    engine.add_argument("--memory-limit", default="2GB",
+                        help="DuckDB memory limit; larger work spills to a temporary folder in DIR")
+    engine.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _add_recipe_arguments(recipe: argparse._ArgumentGroup) -> None:
     recipe.add_argument("--preset", choices=["danmul", "dafre"], default="danmul",
                         help="starting values for the options below (see the description)")
     recipe.add_argument("--ratings", type=_csv_list, default=None, metavar="LETTERS",
@@ -121,7 +129,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         metavar="K", help="keep the K most important tags per image; 'off' "
                                           "disables (danmul 24; dafre off)")
 
-    images = parser.add_argument_group("images")
+
+def _add_image_arguments(images: argparse._ArgumentGroup) -> None:
     images.add_argument("--image-mode", choices=["resize", "link", "copy"], default="resize",
                         help="resize (shorter side to --size, JPEG), hard-link (copy when linking "
                              "fails) or copy the source files")
@@ -138,11 +147,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "check and write no image (no image folder is created)")
     images.add_argument("--workers", type=int, default=None,
                         help="image processes (default: number of CPU cores)")
-
-    engine = parser.add_argument_group("engine")
-    engine.add_argument("--memory-limit", default="2GB",
-                        help="DuckDB memory limit; larger work spills to a temporary folder in DIR")
-    engine.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def config_from_args(args: argparse.Namespace):

@@ -11,10 +11,9 @@ how one split is opened the way a run sees it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-from collections.abc import Sequence
 
 if TYPE_CHECKING:
     from animesion_lib.data.datasets import CharacterDataset
