@@ -34,17 +34,17 @@ def test_arms_fine_tune_every_head_and_keep_one_scratch_twin(target, tmp_path):
     runs = arms(plan_for(target, tmp_path, cnn_models=["resnet18"], scratch_epochs=3, real_data="faces"),
                 weights="w.safetensors")
     names = [r.experiment for r in runs]
-    assert names == ["recognition-syn-vit-cls-s0", "recognition-syn-vit-ifa-s0", "recognition-syn-vit-ifa+excl-s0",
+    assert names == ["recognition-syn-resnet18", "recognition-syn-vit-cls-s0", "recognition-syn-vit-ifa-s0", "recognition-syn-vit-ifa+excl-s0",
                      "recognition-syn-vit-cls-scratch-s0", "recognition-syn-vit-cls-s1", "recognition-syn-vit-ifa-s1",
-                     "recognition-syn-vit-ifa+excl-s1", "recognition-syn-vit-cls-scratch-s1", "recognition-syn-resnet18",
+                     "recognition-syn-vit-ifa+excl-s1", "recognition-syn-vit-cls-scratch-s1",
                      "recognition-real-vit-cls", "recognition-real-vit-ifa"]
-    assert [r.pretrained_path for r in runs[:4]] == ["w.safetensors"] * 3 + [None]
-    assert [r.exclusion_weight for r in runs[:3]] == [0.0, 0.0, 0.1]
-    assert [r.epochs for r in runs[:4]] == [1, 1, 1, 3]
-    assert runs[-3].pretrained_path is None and runs[-3].model == "resnet18"
+    assert runs[0].pretrained_path is None and runs[0].model == "resnet18"
+    assert [r.pretrained_path for r in runs[1:5]] == ["w.safetensors"] * 3 + [None]
+    assert [r.exclusion_weight for r in runs[1:4]] == [0.0, 0.0, 0.1]
+    assert [r.epochs for r in runs[1:5]] == [1, 1, 1, 3]
     assert [(r.data, r.head, r.pretrained_path) for r in runs[-2:]] == [("faces", "cls", "w.safetensors"),
                                                                          ("faces", "ifa", "w.safetensors")]
-    assert [r.experiment for r in arms(plan_for(target, tmp_path), weights=None)][:4] == names[:3] + names[4:5]
+    assert [r.experiment for r in arms(plan_for(target, tmp_path), weights=None)][:4] == names[1:4] + names[5:6]
 
 
 @pytest.mark.slow

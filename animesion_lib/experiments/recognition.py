@@ -85,9 +85,10 @@ def pretrained_weights(plan: RecognitionPlan) -> str | None:
 
 
 def arms(plan: RecognitionPlan, weights: str | None) -> list[TrainConfig]:
-    """Every training run of the chapter, in the order they are listed in its table."""
+    """Every training run of the chapter, in the order they are started."""
     vit = dict(model=plan.vit_model, model_kwargs=plan.vit_kwargs, pretrained_path=weights)
-    runs = []
+    # the CNNs first: each is the slowest run, and started first it overlaps the ViTs
+    runs = [plan.base(f"syn-{cnn}", model=cnn, epochs=plan.cnn_epochs, lr=plan.cnn_lr) for cnn in plan.cnn_models]
     for seed in plan.seeds:
         for head, kw in HEADS.items():
             excl = plan.exclusion_weight if head == "ifa+excl" else 0.0
@@ -95,7 +96,6 @@ def arms(plan: RecognitionPlan, weights: str | None) -> list[TrainConfig]:
         if plan.scratch and weights is not None:
             runs.append(plan.base(f"syn-vit-cls-scratch-s{seed}", seed=seed, epochs=plan.scratch_epochs,
                                   lr=plan.scratch_lr, **{**vit, "pretrained_path": None}))
-    runs += [plan.base(f"syn-{cnn}", model=cnn, epochs=plan.cnn_epochs, lr=plan.cnn_lr) for cnn in plan.cnn_models]
     if plan.real_data:  # synthetic source -> real faces: the domain shift, one seed per head
         runs += [plan.base(f"real-vit-{head}", data=plan.real_data, epochs=plan.real_epochs, head=head, **vit)
                  for head in ("cls", "ifa")]
