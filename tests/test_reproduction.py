@@ -40,7 +40,7 @@ def test_seed_noise_per_family_and_pooled(runs):
 
     own, pooled = seed_noise(read_records(old, "cpu"))
     assert own[("rec-vit", "test.top1")] == pytest.approx(0.02)
-    assert pooled["test.top1"] == pytest.approx(0.02)
+    assert pooled["test.top1"] == pytest.approx(0.02)   # "test.top1" has no split prefix: its own kind
     assert ("rec-cnn", "test.top1") not in own
 
 
@@ -49,13 +49,27 @@ def test_numbers_are_read_against_their_own_noise(runs):
     table = found.numbers.set_index(["experiment", "metric"])
     assert table.loc[("rec-vit-s1", "test.top1"), "tolerance"] == pytest.approx(2 * math.sqrt(2) * 0.02)
     assert list(found.moved.experiment) == ["datasets", "rec-vit-s1"]
-    assert table.loc[("rec-cnn", "test.top1"), "basis"] == "pooled seed noise"
+    assert table.loc[("rec-cnn", "test.top1"), "basis"] == "pooled seed noise of test.top1"
     assert table.loc[("datasets", "images"), "basis"] == "exact"
     assert "train_images_per_s" not in set(found.numbers.metric)   # speed is the machine's, not a result
     assert found.verdicts.to_dict("records") == [
         {"experiment": "curriculum", "verdict": "cosine", "committed": "A beats B", "fresh": "A = B"}]
     assert not found.reproduced
     assert "2 outside their seed-noise tolerance; 1 verdicts changed" in found.markdown()
+
+
+def test_noise_is_pooled_by_kind_of_number_across_splits_and_text_modes(tmp_path):
+    from animesion_lib.reproduction import kind
+
+    assert [kind(m) for m in ("test_top1", "val_tags.top1", "test_drop50.mean_class_acc", "train_loss", "images")] == [
+        "top1", "top1", "mean_class_acc", "loss", "images"]
+    old, new = tmp_path / "old", tmp_path / "new"
+    for s, top1 in enumerate([0.60, 0.62, 0.64]):
+        write(old, "cpu", f"vit-s{s}", {"test_top1": top1})
+    write(old, "cpu", "vilt", {"test_tags.top1": 0.50})
+    write(new, "cpu", "vilt", {"test_tags.top1": 0.55})   # within 2*sqrt(2)*0.02 of the ViT seeds' noise
+    row = reproduction_report(old, new, "cpu").numbers.set_index("experiment").loc["vilt"]
+    assert row.basis == "pooled seed noise of top1" and bool(row.reproduced)
 
 
 def test_identical_runs_reproduce(runs):
