@@ -46,10 +46,13 @@ def find_repository(start: str | Path | None = None) -> Path:
 
 
 def install_source() -> Path | None:
-    """The local folder ``animesion-lib`` was pip-installed from, if it was installed from one."""
-    try:
-        text = metadata.distribution("animesion-lib").read_text("direct_url.json")
-    except metadata.PackageNotFoundError:
-        return None
-    url = urlparse(json.loads(text or "{}").get("url", ""))
-    return Path(url2pathname(url.path)) if url.scheme == "file" else None
+    """The local folder ``animesion-lib`` was pip-installed from, if it was installed from one.
+
+    Every copy of its metadata is asked: a source tree on ``PYTHONPATH`` carries a build's
+    ``*.egg-info`` (found first, and without ``direct_url.json``) beside the installed ``dist-info``.
+    """
+    for dist in metadata.distributions(name="animesion-lib"):
+        url = urlparse(json.loads(dist.read_text("direct_url.json") or "{}").get("url", ""))
+        if url.scheme == "file":
+            return Path(url2pathname(url.path))
+    return None

@@ -86,7 +86,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    from animesion_lib.book_runner import ensure_synthetic
+    from animesion_book.runner import ensure_synthetic
 
     ensure_synthetic(args.data, "smoke")
     with tempfile.TemporaryDirectory() as workdir:

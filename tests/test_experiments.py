@@ -73,3 +73,19 @@ def test_train_many_in_process_keeps_order(target, tmp_path):
     assert [s["config"]["experiment"] for s in summaries] == ["recognition-syn-vit-cls-s0", "recognition-syn-vit-ifa-s0"]
     assert list(load_records(tmp_path / "results", "smoke").experiment) == [
         "recognition-syn-vit-cls-s0", "recognition-syn-vit-ifa-s0"]
+
+
+def test_relative_gains_per_seed():
+    import pandas as pd
+
+    from animesion_lib.experiments.recognition import relative_gains
+
+    rows = [(f"recognition-syn-vit-{head}-s{seed}", seed, top1)
+            for seed, values in ((0, (0.50, 0.55, 0.45)), (1, (0.60, 0.60, 0.66)))
+            for head, top1 in zip(("cls", "ifa", "ifa+excl"), values)]
+    records = pd.DataFrame(rows, columns=["experiment", "config.seed", "metrics.test_top1"])
+    records.loc[len(records)] = ["recognition-syn-vit-ifa-s9", 9.0, 0.9]   # a run this plan did not train
+    gain = relative_gains(records, [r[0] for r in rows])
+    assert list(gain.index) == [0, 1]
+    assert gain["ifa vs cls"].tolist() == pytest.approx([0.10, 0.0])
+    assert gain["ifa+excl vs cls"].tolist() == pytest.approx([-0.10, 0.10])

@@ -46,7 +46,7 @@ def _prepare_notebook(folder: Path, work: Path) -> None:
     from papermill.iorw import load_notebook_node
     from papermill.parameterize import parameterize_notebook
 
-    from animesion_lib.book_runner import ensure_synthetic
+    from animesion_book.runner import ensure_synthetic
 
     data = REPO / "data" / "synthetic-smoke"
     ensure_synthetic(data, "smoke")  # the notebooks' defaults read it (generated once, never committed)

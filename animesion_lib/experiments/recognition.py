@@ -144,3 +144,13 @@ def summarise(records: pd.DataFrame, experiments: list[str], baseline: float, me
     if "vit-cls-scratch" in scored and "vit-cls" in scored:
         verdicts["pretrained vs scratch"] = compare(scored["vit-cls"], scored["vit-cls-scratch"])
     return table, verdicts
+
+
+def relative_gains(records: pd.DataFrame, experiments: list[str], metric: str = "metrics.test_top1") -> pd.DataFrame:
+    """Animesion's measure, per seed: ``acc_head / acc_cls - 1`` for IFA and IFA + exclusion."""
+    vit = records[records.experiment.isin(experiments)
+                  & records.experiment.str.match(r"recognition-syn-vit-(cls|ifa|ifa\+excl)-s\d+$")]
+    by_seed = vit.assign(arm=vit.experiment.map(arm_name)).pivot_table(index="config.seed", columns="arm", values=metric)
+    gain = pd.DataFrame({f"{a} vs cls": by_seed[f"vit-{a}"] / by_seed["vit-cls"] - 1 for a in ("ifa", "ifa+excl")})
+    gain.index = gain.index.astype(int).rename("seed")
+    return gain
