@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any
 
 HELP = "open JupyterLab on the notebooks (127.0.0.1, with a token)"
-NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--notebooks", type=Path, default=NOTEBOOKS, help="the folder JupyterLab opens")
+    parser.add_argument("--notebooks", type=Path, default=None,
+                        help="the folder JupyterLab opens (default: the repository's notebooks/, found from "
+                             "the working directory or $ANIMESION_REPO)")
     parser.add_argument("--port", type=int, default=8888, help="first port to try (the next free one is used)")
     parser.add_argument("--no-browser", action="store_true", help="print the address, do not open a browser")
 
@@ -59,7 +60,22 @@ def lab_environment() -> dict[str, str]:
     return env
 
 
+def free_port(first: int) -> int:
+    """The first port from ``first`` on that nothing listens on at 127.0.0.1."""
+    import socket
+
+    for port in range(first, first + 50):
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) != 0:
+                return port
+    raise OSError(f"no free port in {first}..{first + 49} on 127.0.0.1")
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.notebooks is None:
+        from animesion_book.repository import find_repository
+
+        args.notebooks = find_repository() / "notebooks"
     root = args.notebooks.resolve()
     if not root.is_dir():
         print(f"{root}: no such folder", file=sys.stderr)
@@ -69,7 +85,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"JupyterLab is already running on {root} (pid {info['pid']}): {lab_url(info)}")
         print(f"stop it with: kill {info['pid']}   (or File > Shut Down in JupyterLab)")
         return 0
-    command = lab_command(root, args.port, secrets.token_hex(24), open_browser=not args.no_browser)
+    port, token = free_port(args.port), secrets.token_hex(24)
+    command = lab_command(root, port, token, open_browser=not args.no_browser, port_retries=0)
+    # JupyterLab's own log hides the token: say the whole address once
+    print(f"JupyterLab on {root}: http://127.0.0.1:{port}/lab?token={token}")
     sys.stdout.flush()
     os.execve(command[0], command, lab_environment())  # JupyterLab takes this process over: Ctrl-C stops it
 
