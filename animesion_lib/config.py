@@ -28,7 +28,8 @@ class TrainConfig:
     num_workers: int | None = _opt(None, "DataLoader worker processes (default: 0 on the CPU, up to 8 per GPU; "
                                          "0: load in the training process)")
     augment_on: str = _opt("auto", "where training augmentation runs: batch (whole uint8 batches on the model's "
-                                   "device) | loader (per image, PIL, in the loader) | auto (batch on a GPU, loader on the CPU)")
+                                   "device) | loader (per image, PIL, in the loader) | auto (batch on a GPU, and on the CPU "
+                                   "from the image cache without workers, unless the transform is plain; else loader)")
     train_split: str = _opt("train", "split to train on")
     val_split: str | None = _opt("val", "split evaluated after each epoch ('none' to skip)")
     test_split: str | None = _opt(None, "split evaluated once at the end (e.g. test)")

@@ -425,6 +425,19 @@ def default_workers(device: torch.device, ctx: DistributedContext) -> int:
     return max(1, min(8, cores // max(1, ctx.local_world_size) - 1))
 
 
+def on_batches(cfg: TrainConfig, device: torch.device, workers: int) -> bool:
+    """Whether ``augment_on="auto"`` augments whole batches on the device rather than per image in the loader.
+
+    Measured (benchmarks/data_pipeline.py, README): on a GPU the batch path takes the per-image work
+    off the loader; on the CPU it is faster from the decoded cache in the training process (436 vs
+    262 images/s), while PIL in loader workers wins (383 vs 274) and without the cache they are level.
+    ``plain`` (resize and normalise only) has no augmentation to move off the CPU's loader.
+    """
+    if cfg.augment_on != "auto":
+        return cfg.augment_on == "batch"
+    return device.type != "cpu" or (cfg.transform != "plain" and bool(cfg.cache) and workers == 0)
+
+
 def prepare_data(cfg: TrainConfig, ctx: DistributedContext, device: torch.device, tokenizer: Any,
                  tag_vocab: Any) -> Data:
     """The training loader (each rank its share), the augmentation on the device, the evaluation loaders."""
@@ -435,12 +448,9 @@ def prepare_data(cfg: TrainConfig, ctx: DistributedContext, device: torch.device
                     progress=cfg.progress and ctx.is_main)
     with main_first(ctx):  # rank 0 builds the image cache once; the others then open it
         train_ds = open_split(split=cfg.train_split, train=True, **split_kw)
-    # on a GPU the batch path takes the per-image work off the loader; on the CPU it is level with
-    # PIL at the defaults and PIL runs in parallel workers (benchmarks/data_pipeline.py, README)
-    on_batches = cfg.augment_on == "batch" or (cfg.augment_on == "auto" and device.type != "cpu")
-    augment = BatchAugment(cfg.transform, cfg.image_size, train=True) if on_batches else None
-    train_ds.device_augment = augment is not None  # uint8 images travel; BatchAugment does the rest
     workers = cfg.num_workers if cfg.num_workers is not None else default_workers(device, ctx)
+    augment = BatchAugment(cfg.transform, cfg.image_size, train=True) if on_batches(cfg, device, workers) else None
+    train_ds.device_augment = augment is not None  # uint8 images travel; BatchAugment does the rest
     # Every process, even a lone one, takes its share of a seeded permutation: a one-process
     # run sees exactly the global batches that N DDP processes see together.
     sampler = DistributedSampler(train_ds, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True,

@@ -193,3 +193,21 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
     assert _curve(resumed_summary) == pytest.approx(_curve(uninterrupted), rel=1e-6)
     assert resumed_summary["metrics"] == pytest.approx(uninterrupted["metrics"], rel=1e-6)
     assert all(math.isfinite(v) for v in resumed_summary["metrics"].values())
+
+
+@pytest.mark.parametrize("augment_on, device, cache, workers, transform, expected", [
+    ("auto", "cuda", False, 4, "animesion", True),   # a GPU: the per-image work leaves the loader
+    ("auto", "cpu", True, 0, "animesion", True),     # the CPU, from the cache in the training process: faster
+    ("auto", "cpu", True, 2, "animesion", False),    # ... but PIL in loader workers is faster still
+    ("auto", "cpu", False, 0, "animesion", False),   # no cache: level, the PIL path stays
+    ("auto", "cpu", True, 0, "plain", False),        # nothing to augment: the loader path stays
+    ("batch", "cpu", False, 2, "plain", True),
+    ("loader", "cuda", True, 0, "animesion", False),
+])
+def test_where_augmentation_runs_follows_the_measurements(augment_on, device, cache, workers, transform, expected):
+    import torch
+
+    from animesion_lib.train import on_batches
+
+    cfg = TrainConfig(augment_on=augment_on, cache=cache, transform=transform)
+    assert on_batches(cfg, torch.device(device), workers) is expected
