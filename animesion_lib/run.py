@@ -131,11 +131,13 @@ def _train_config(ckpt: Path, meta: dict[str, Any]) -> TrainConfig:
 def load_text_files(checkpoint: str | Path) -> tuple[Any, Any]:
     """The tokenizer and tag vocabulary saved beside a checkpoint (None where the run had none),
     without loading the model (a resumed training run needs only these)."""
-    from animesion_lib.checkpoint import load_meta, resolve_checkpoint
+    from animesion_lib.checkpoint import load_meta, resolve_checkpoint, verify_file
     from animesion_lib.data.tokenizers import TagVocabulary, load_tokenizer
 
     ckpt = resolve_checkpoint(checkpoint)
-    files = load_meta(ckpt).get("files", [])
-    tokenizer = load_tokenizer(ckpt / "tokenizer.json") if "tokenizer.json" in files else None
-    tag_vocab = TagVocabulary.load(ckpt / "tag_vocab.json") if "tag_vocab.json" in files else None
+    meta = load_meta(ckpt)
+    files = meta.get("files", [])
+    # checked against the sha256 recorded beside them, as the weights are
+    tokenizer = load_tokenizer(verify_file(ckpt, "tokenizer.json", meta)) if "tokenizer.json" in files else None
+    tag_vocab = TagVocabulary.load(verify_file(ckpt, "tag_vocab.json", meta)) if "tag_vocab.json" in files else None
     return tokenizer, tag_vocab

@@ -238,3 +238,18 @@ def test_predictor_feeds_each_image_its_own_tags_or_none(trained_vilt):
     np.testing.assert_allclose(probabilities(mixed), [probabilities(own)[0], probabilities(none)[1]], atol=1e-6)
     with pytest.raises(ValueError, match="3 tag lists for 2 images"):
         predictor.predict(paths, tags=[["a"], ["b"], ["c"]])
+
+
+def test_a_damaged_tokenizer_file_is_named_when_the_run_is_loaded(trained_vilt, tmp_path):
+    import shutil
+
+    from animesion_lib.errors import CheckpointError
+    from animesion_lib.run import TrainedRun, load_text_files
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(trained_vilt[1], run_dir)
+    ckpt = TrainedRun.load(run_dir).checkpoint
+    tokenizer = ckpt / "tokenizer.json"
+    tokenizer.write_text(tokenizer.read_text().replace('"[MASK]"', '"[MASQ]"', 1))  # still valid JSON
+    with pytest.raises(CheckpointError, match=r"tokenizer\.json: damaged"):
+        load_text_files(run_dir)
