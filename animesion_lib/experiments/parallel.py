@@ -1,8 +1,7 @@
 """Several trainings at once: the book's small models do not fill two cores with one run.
 
-A 4-layer ViT on 17 tokens keeps about one core busy; two such runs side by side, one thread
-each, finish a chapter's arms in about half the wall time of running them one after another
-(``benchmarks/parallel_runs.py`` measures both). Each run is a separate process (``spawn``: no
+A 4-layer ViT on 17 tokens scales poorly across threads; two such runs side by side, one thread
+each, keep both cores busy (``benchmarks/parallel_runs.py`` times both schedules side by side). Each run is a separate process (``spawn``: no
 forked torch state), trains with ``threads`` threads and writes its own record, so the result is
 the same as running the configurations one by one.
 
