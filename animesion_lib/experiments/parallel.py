@@ -1,9 +1,10 @@
-"""Several trainings at once: the book's small models do not fill two cores with one run.
+"""Several trainings at once: a chapter's arms, two at a time on two cores.
 
-A 4-layer ViT on 17 tokens scales poorly across threads; two such runs side by side, one thread
-each, keep both cores busy (``benchmarks/parallel_runs.py`` times both schedules side by side). Each run is a separate process (``spawn``: no
-forked torch state), trains with ``threads`` threads and writes its own record, so the result is
-the same as running the configurations one by one.
+Two runs side by side with one thread each, or one run after another on two threads: which
+finishes a chapter sooner depends on the model (``benchmarks/parallel_runs.py`` times both
+schedules side by side). Each run is a separate process (``spawn``: no forked torch state),
+trains with ``threads`` threads and writes its own record, so the result is the same as running
+the configurations one by one.
 
     summaries = train_many([cfg_a, cfg_b, cfg_c], processes=2)
 """
