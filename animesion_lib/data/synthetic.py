@@ -35,12 +35,9 @@ What is in it
 Noise levels and why (the defaults of :class:`SyntheticConfig`)
 ----------------------------------------------------------------
 The point of the dataset is that neither modality alone solves it, so that the multimodal
-chapters mean something. The difficulty card written next to the data gives the numbers of a
-run; for the ``cpu`` profile (seed 0) they are about 65% test accuracy for a bag-of-tags
-logistic regression, 68% for a logistic regression on 8x8 thumbnails, 83% for both together,
-and a small CNN trained from scratch for 8 epochs on the 64 px faces (checked once while
-calibrating, not at generation time) reaches 86% (77% on near-twin classes, 97% on the others);
-multiplying its probabilities with the tags model's gives 92%.
+chapters mean something. The difficulty card written next to the data measures it for each run:
+logistic regressions on a bag of tags, on 8x8 thumbnails, and on both together; the Datasets
+chapter shows the ``cpu`` profile's from its record (``results/cpu/datasets.json``).
 
 Tags (the "tags alone" side):
 
