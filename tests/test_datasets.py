@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from pathlib import Path
 
@@ -211,3 +212,20 @@ def test_holo14_faces(holo14):
     batch = collate([ds[i] for i in range(0, len(ds), len(ds) // 8)])
     assert batch["image"].shape[1:] == (3, 64, 64)
     assert batch["image"].std() > 0.1  # real pixels, not a blank image
+
+
+def test_evaluation_keeps_a_seeded_random_subset_of_long_tag_lists(tmp_path):
+    """Training and evaluation share one policy when the text is too long: a random subset of the
+    tags survives (training: a new draw every epoch; evaluation: one draw per row, repeatable),
+    not the alphabetically first ones."""
+    tokenizers = pytest.importorskip("animesion_lib.data.tokenizers")
+    root = make_tiny(tmp_path)
+    many = [f"tag_{i:02d}" for i in range(30)]
+    tokenizer = tokenizers.TagTokenizer.from_tag_lists([many])
+    ds = DanbooruFaces(root, "train", image_size=16, with_tags=True, tokenizer=tokenizer, max_text_len=6,
+                       shuffle_tags=False)
+    ds.samples[0] = dataclasses.replace(ds.samples[0], tags=tuple(many))
+    kept = [ds[0]["input_ids"].tolist() for _ in range(3)]
+    assert kept[0] == kept[1] == kept[2]  # repeatable
+    first_five = tokenizer.encode(many, max_length=6)["input_ids"]
+    assert kept[0] != first_five  # not the first tags in file order

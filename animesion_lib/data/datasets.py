@@ -44,7 +44,9 @@ class CharacterDataset(Dataset):
         with_tags: read ``{split}_tags.csv`` and return each image's tags.
         tokenizer: turns tags into ``input_ids`` / ``attention_mask`` of ``max_text_len``.
         tag_vocab: turns tags into multi-hot ``tag_targets``.
-        shuffle_tags: shuffle tag order before tokenizing; defaults to ``train``.
+        shuffle_tags: shuffle tag order before tokenizing, anew every epoch; defaults to ``train``.
+            Otherwise each image's tags are shuffled once, seeded by its row: the same policy
+            (a random subset survives when the text is too long), repeatable across evaluations.
         cache: ``True`` for a decoded-image cache under ``$ANIMESION_CACHE_DIR`` or
             ``~/.cache/animesion``, or a folder to keep it in.
         on_error: ``raise`` (default) on an unreadable image, or ``skip`` it: every image is then
@@ -193,15 +195,16 @@ class CharacterDataset(Dataset):
             tags = list(sample.tags or ())
             item["tags"] = tags
             if self.tokenizer is not None:
-                item.update(self._encode(tags))
+                item.update(self._encode(tags, index))
             if self.tag_vocab is not None:
                 item["tag_targets"] = torch.as_tensor(self.tag_vocab.multi_hot(tags), dtype=torch.float32)
         return item
 
-    def _encode(self, tags: list[str]) -> dict[str, torch.Tensor]:
-        # seed from torch's generator: torch.manual_seed and DataLoader worker seeding govern it
-        rng = random.Random(int(torch.randint(2**62, ()))) if self.shuffle_tags else None
-        encoded = self.tokenizer.encode(tags, max_length=self.max_text_len, shuffle=self.shuffle_tags, rng=rng)
+    def _encode(self, tags: list[str], index: int) -> dict[str, torch.Tensor]:
+        # training: seeded from torch's generator (torch.manual_seed and DataLoader worker seeding
+        # govern it); evaluation: by the row, so that training and evaluation keep tags alike
+        rng = random.Random(int(torch.randint(2**62, ()))) if self.shuffle_tags else random.Random(index)
+        encoded = self.tokenizer.encode(tags, max_length=self.max_text_len, shuffle=True, rng=rng)
         out = {k: torch.as_tensor(encoded[k], dtype=torch.int64) for k in ("input_ids", "attention_mask")}
         if out["input_ids"].shape != (self.max_text_len,):
             raise ValueError(f"tokenizer returned {tuple(out['input_ids'].shape)} ids, expected {self.max_text_len}")
