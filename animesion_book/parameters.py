@@ -7,7 +7,8 @@ the rest from ``notebooks/params/<notebook>.yml``::
     resolve_parameters(globals(), "02_recognition")
 
 That file has ``defaults`` (every parameter: the smoke settings) and one section per profile with
-what the profile changes. So ``papermill notebooks/02_recognition.ipynb out.ipynb -p profile cpu``
+what the profile changes. ``include: <name>`` first reads ``notebooks/params/<name>.yml`` the same
+way: chapters that share runs share their settings from one file (the notebook's own win). So ``papermill notebooks/02_recognition.ipynb out.ipynb -p profile cpu``
 runs the cpu settings, and ``-p epochs 1`` still wins over them. (A consequence: ``None`` cannot be
 given explicitly; it means "the profile's value".)
 
@@ -42,12 +43,16 @@ def load_params(notebook: str, repo: Path) -> dict[str, dict]:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no parameter file for the notebook {notebook!r}")
     raw = yaml.safe_load(path.read_text())
-    if not isinstance(raw, dict) or not set(raw) <= set(SECTIONS) or "defaults" not in raw:
-        raise ValueError(f"{path}: expected a mapping with 'defaults' and sections among {PROFILES}")
+    if not isinstance(raw, dict) or not set(raw) <= {*SECTIONS, "include"} or "defaults" not in raw:
+        raise ValueError(f"{path}: expected a mapping with 'defaults' and sections among {PROFILES}"
+                         " (and optionally 'include')")
     sections = {key: raw.get(key) or {} for key in SECTIONS}
     for key, section in sections.items():
         if not isinstance(section, dict):
             raise ValueError(f"{path}: [{key}] should be a mapping of parameter names to values")
+    if raw.get("include"):
+        shared = load_params(raw["include"], repo)
+        sections = {key: {**shared[key], **sections[key]} for key in SECTIONS}
         unknown = set(section) - set(sections["defaults"])
         if unknown:
             raise ValueError(f"{path}: [{key}] sets {sorted(unknown)}, which [defaults] does not list")

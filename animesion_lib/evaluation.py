@@ -19,7 +19,9 @@ from typing import Any, Iterable
 import numpy as np
 import torch
 
-from animesion_lib.metrics import classification_metrics, confusion_matrix, per_class_accuracy, tag_metrics
+from animesion_lib.metrics import (
+    classification_metrics, confusion_matrix, near_twin_metrics, per_class_accuracy, tag_metrics,
+)
 from animesion_lib.text_modes import TextMode, metric_name
 
 
@@ -139,8 +141,11 @@ def evaluate_model(
     tuned_threshold: float | None = None,
     classes: list[str] | None = None,
     progress: bool = False,
+    twins: dict[int, int] | None = None,
 ) -> Evaluation:
     """Evaluate ``model`` on ``loader`` in each text mode (one pass, no prefix, if it reads no text).
+
+    ``twins`` (class id -> its near-twin's): also score the near-twin characters on their own.
 
     ``tuned_threshold``: the tag threshold chosen on validation, applied as is in every mode;
     without it each mode's best threshold is chosen on these very scores (validation only).
@@ -155,6 +160,7 @@ def evaluate_model(
                                               progress=progress)
         found = classification_metrics(out["logits"], out["labels"], num_classes)
         found["loss"] = float(out["loss"])
+        found.update(near_twin_metrics(out["logits"], out["labels"], twins or {}))
         if "tag_scores" in out:
             found.update(tag_metrics(out["tag_scores"], out["tag_targets"], tag_threshold, tuned_threshold))
         metrics.update({metric_name(k, mode, drop_fraction=drop_fraction): v for k, v in found.items()})

@@ -7,7 +7,7 @@ name them from the image and the visible tags. Reported: the cross-entropy over 
 tokens, and the top-1 / top-5 accuracy of the predicted token — with a *frequency baseline*
 (always predict the most common training tag token) so the numbers have a floor to stand on.
 
-    metrics = evaluate_masked_tags("runs/cpu/curriculum-cosine", split="test", mask_prob=0.15)
+    metrics = evaluate_masked_tags("runs/cpu/multimodal-vilt-cosine-mlm-s0", split="test", mask_prob=0.15)
 """
 
 from __future__ import annotations

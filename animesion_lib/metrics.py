@@ -148,3 +148,20 @@ def tag_metrics(
     out["tag_threshold_tuned"] = float(tuned_threshold)
     out["tag_f1_tuned"] = f1_at_threshold(scores, targets, tuned_threshold)["f1_micro"]
     return out
+
+
+def near_twin_metrics(scores: ArrayLike, labels: ArrayLike, twins: dict[int, int]) -> dict[str, float]:
+    """How well the near-twin characters are told apart (``twins``: class id -> its sister's id).
+
+    ``twin_top1``: accuracy on the images of characters that have a near-twin; ``twin_confusion``:
+    the share of those images given to the sister — the error a model makes when it misses the
+    one detail that tells the two apart. Empty when no image belongs to a twin.
+    """
+    labels = as_numpy(labels).astype(np.int64)
+    sisters = np.array([twins.get(int(y), -1) for y in labels])
+    chosen = sisters >= 0
+    if not chosen.any():
+        return {}
+    predicted = as_numpy(scores).argmax(axis=1)[chosen]
+    return {"twin_top1": float((predicted == labels[chosen]).mean()),
+            "twin_confusion": float((predicted == sisters[chosen]).mean())}

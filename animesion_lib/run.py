@@ -1,6 +1,6 @@
 """A trained run on disk, read once: its configuration, model, tokenizer and tag vocabulary.
 
-    run = TrainedRun.load("runs/cpu/curriculum-cosine")      # a run folder (newest checkpoint)
+    run = TrainedRun.load("runs/cpu/multimodal-vilt-cosine-mlm-s0")      # a run folder (newest checkpoint)
     run = TrainedRun.load("runs/vit/checkpoints/epoch_0003")  # or one checkpoint
     run.config.image_size                                     # a TrainConfig, not a dict
     test = run.open_split("test")                             # as the model was trained to see it

@@ -64,6 +64,7 @@ from animesion_lib.config import TrainConfig  # re-exported: `from animesion_lib
 from animesion_lib.data import collate, data_fingerprint, read_split
 from animesion_lib.data.batch_augment import BatchAugment
 from animesion_lib.data.tokenizers import TagVocabulary, build_tokenizer, load_tokenizer
+from animesion_lib.data.twins import near_twins
 from animesion_lib.device import (
     DistributedContext, agree, autocast, barrier, describe_device, distributed_session, main_first,
     select_precision, set_cpu_threads, set_numerics,
@@ -156,7 +157,7 @@ class Run:
     def eval_kw(self) -> dict[str, Any]:
         return dict(num_classes=self.data.train.num_classes, device=self.device, precision=self.precision,
                     text_modes=self.text_modes, drop_fraction=self.cfg.drop_fraction, tokenizer=self.tokenizer,
-                    classes=self.data.train.classes)
+                    classes=self.data.train.classes, twins=near_twins(self.cfg.data, self.data.train.classes))
 
 
 def prepare(cfg: TrainConfig, ctx: DistributedContext, device: torch.device) -> Run:

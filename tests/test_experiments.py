@@ -58,6 +58,7 @@ def test_run_and_summarise_in_two_processes(target, tmp_path):
     table, verdicts = summarise(records, trained, baseline=0.5)
     assert list(table.index) == ["vit-cls", "vit-ifa", "vit-ifa+excl", "vit-cls-scratch"]
     assert (table.seeds == 2).all()
+    assert table.near_twin_top1.between(0, 1).all()  # the smoke data has near-twin pairs
     # one epoch cannot show a plateau, and two seeds are too few: every verdict is inconclusive
     assert set(verdicts) == {"vit-ifa vs vit-cls", "vit-ifa+excl vs vit-cls", "pretrained vs scratch"}
     for verdict in verdicts.values():

@@ -71,6 +71,9 @@ def test_the_three_chapters_on_one_family_of_runs(target, tmp_path):
     # the fusion's image part alone is the run's own test accuracy: same model, same images
     assert fusion["metrics.test_image_top1"] == pytest.approx(vit["metrics.test_top1"])
     assert fusion["metrics.val_top1"] >= 0 and 0 <= fusion["metrics.tags_weight"] <= 3
+    # the near-twin characters are scored on their own, in every text mode
+    vilt = records[records.experiment == "multimodal-vilt-s0"].iloc[0]
+    assert 0 <= vit["metrics.test_twin_top1"] <= 1 and 0 <= vilt["metrics.test_notags.twin_confusion"] <= 1
 
     card = pd.Series({mm.THUMBNAIL: 0.2, mm.TAGS_LR: 0.3})
     table, verdicts = mm.multimodal_summary(records, names + fused, card)
@@ -143,3 +146,17 @@ def test_hyperparameter_summary_reads_each_arm_against_the_base(target, tmp_path
     assert verdicts["batch_size-64 vs base"].status == "no effect"
     table, verdicts = hp.hyperparameter_summary(records, list(records.experiment), plan, baseline=0.55)
     assert verdicts["image_size-16 vs base"].status == "inconclusive"  # below the thumbnail baseline
+
+
+def test_late_fusion_sees_the_tags_the_vilt_evaluation_keeps():
+    import random
+
+    from animesion_lib.data.tokenizers import TagTokenizer
+    from animesion_lib.late_fusion import visible_tags
+
+    tags = [f"tag_{i:02d}" for i in range(20)]
+    tokenizer = TagTokenizer.from_tag_lists([tags])
+    for row in range(5):
+        kept = tokenizer.encode(tags, max_length=9, shuffle=True, rng=random.Random(row))["input_ids"]
+        assert sorted(tokenizer.decode_tags(kept)) == sorted(visible_tags(tags, row, 8))
+    assert visible_tags(tags[:3], 0, 8) == tags[:3] and visible_tags(tags, 0, None) == tags

@@ -68,6 +68,14 @@ def test_paths_given_from_the_root_or_from_notebooks_mean_the_same_folder(book):
     assert resolve_parameters(not_given(profile="paper"), "nb")["data_root"] == "/data/dafre"  # absolute stays
 
 
+def test_an_included_file_gives_shared_settings_and_the_notebook_own_win(book):
+    params = book / "notebooks" / "params"
+    (params / "family.yml").write_text("defaults:\n  lr: 0.5\n  epochs: 7\n  seed: 0\ncpu:\n  seed: 3\n")
+    (params / "nb.yml").write_text("include: family\n" + (params / "nb.yml").read_text())
+    resolved = resolve_parameters({**not_given(profile="cpu"), "seed": None}, "nb")
+    assert (resolved["lr"], resolved["epochs"], resolved["seed"]) == (0.002, 5, 3)
+
+
 def test_a_profile_section_may_only_change_parameters_that_defaults_lists(book):
     with (book / "notebooks" / "params" / "nb.yml").open("a") as f:
         f.write("  threads_unused: 3\n")

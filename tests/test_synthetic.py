@@ -226,3 +226,15 @@ def test_stale_folders_are_detected_and_regenerated(tmp_path, monkeypatch, capsy
     (out / "generator.json").write_text("{}")  # an older stamp: regenerate, without --overwrite
     assert main(argv) == 0 and "wrote 90 images" in capsys.readouterr().out
     assert synthetic.is_current(out, config)
+
+
+def test_near_twins_pair_both_ways_and_real_data_has_none(tmp_path):
+    from animesion_lib.data.layout import class_file, read_classes
+    from animesion_lib.data.twins import near_twins
+
+    root = tmp_path / "syn"
+    make_synthetic(root, SyntheticConfig.from_profile("smoke", progress=False, card=False))
+    classes = read_classes(class_file(root, "dafre_faces"))
+    twins = near_twins(root, classes)
+    assert twins and all(twins[twins[c]] == c and twins[c] != c for c in twins)
+    assert near_twins(tmp_path, classes) == {}  # no characters.json: no twins known

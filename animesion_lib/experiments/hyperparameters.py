@@ -138,3 +138,26 @@ def hyperparameter_summary(records: pd.DataFrame, experiments: list[str], plan: 
     verdicts = {f"{name} vs base": compare(arm, arms["base"]) for name, arm in arms.items()
                 if name != "base" and "base" in arms}
     return pd.DataFrame(rows).set_index("arm"), verdicts
+
+
+def plan_from(parameters: dict[str, Any], runs_dir: str = "../runs") -> HyperparameterPlan:
+    """A plan from the notebook's resolved parameters (``notebooks/params/06_hyperparameters.yml``)."""
+    fields = set(HyperparameterPlan.__dataclass_fields__) - {"data", "universe", "runs_dir"}
+    given = {k: v for k, v in parameters.items() if k in fields}
+    universe = SourceUniverse(classes=parameters["source_classes"], images=parameters["source_images"])
+    return HyperparameterPlan(data=parameters["data_root"], universe=universe, runs_dir=runs_dir, **given)
+
+
+def plot_knobs(table: pd.DataFrame, plan: HyperparameterPlan, baseline: float):
+    """Test top-1 (mean ± 2 SE over seeds) against each knob's values, one panel per knob."""
+    import matplotlib.pyplot as plt
+
+    knobs = [k for k, values in plan.grids.items() if len(values) > 1]
+    fig, axes = plt.subplots(1, len(knobs), figsize=(3.4 * len(knobs), 3.2), constrained_layout=True, squeeze=False)
+    for ax, knob in zip(axes[0], knobs):
+        rows = table[(table.index == "base") | table.index.str.startswith(f"{knob}-")].sort_values(knob)
+        ax.errorbar(rows[knob], rows["mean"], yerr=2 * rows["se"].fillna(0), marker="o", capsize=3, label="test top-1 ± 2 SE")
+        ax.axhline(baseline, color="grey", linestyle="--", label="8×8 thumbnail LR")
+        ax.set_xlabel(knob.replace("_", " ")); ax.set_xticks(list(rows[knob])); ax.grid(True, alpha=0.3)
+    axes[0][0].set_ylabel("test top-1"); axes[0][0].legend(fontsize=7)
+    return fig

@@ -121,8 +121,9 @@ def pretrained_weights(plan: MultimodalPlan) -> str | None:
         processes=plan.processes, cache_dir=plan.cache_dir))
 
 
-def run_arms(plan: MultimodalPlan, arms: Sequence[str]) -> list[str]:
-    """Train every seed of ``arms`` that has not finished with these settings; the experiment names.
+def run_arms(plan: MultimodalPlan, arms: Sequence[str], seeds: Sequence[int] | None = None) -> list[str]:
+    """Train every seed (``plan.seeds``, or ``seeds``) of ``arms`` that has not finished with these
+    settings; the experiment names.
 
     ViLTs are started first (they are the slow runs), so the image-only ones fill the gaps.
     """
@@ -130,7 +131,7 @@ def run_arms(plan: MultimodalPlan, arms: Sequence[str]) -> list[str]:
 
     weights = pretrained_weights(plan)
     order = sorted(arms, key=lambda a: a.startswith("vit"))
-    configs = [plan.config(arm, seed, weights) for seed in plan.seeds for arm in order]
+    configs = [plan.config(arm, seed, weights) for seed in (plan.seeds if seeds is None else seeds) for arm in order]
     train_many(configs, processes=plan.processes, reuse=True)
     return [c.experiment for c in configs]
 
@@ -191,10 +192,12 @@ def run_late_fusion(plan: MultimodalPlan, experiments: Sequence[str]) -> list[st
     for experiment in [e for e in experiments if arm_of(e) == "vit"]:
         config = plan.config("vit", int(experiment.rsplit("-s", 1)[1]), None)
         start = time.perf_counter()
-        metrics = late_fusion(config.out_dir, seed=config.seed)
+        # the regression sees the tags the tag-token ViLT sees: at most max_text_len - 1 ([CLS] takes one)
+        metrics = late_fusion(config.out_dir, seed=config.seed, max_tags=plan.max_text_len - 1)
         name = f"multimodal-late-fusion-s{config.seed}"
         write_record(make_record(experiment=name, profile=plan.profile, kind="evaluate", seed=config.seed,
                                  config={"image_model": config.out_dir, "tags_model": "logistic regression on the bag of tags",
+                                         "max_tags": plan.max_text_len - 1,
                                          "weight_chosen_on": "val"},
                                  metrics=metrics, wall_time_s=time.perf_counter() - start,
                                  data_fingerprint=data_fingerprint(plan.data)), plan.results_dir)
@@ -237,3 +240,26 @@ def multimodal_summary(records: pd.DataFrame, experiments: Sequence[str], card: 
         arms.append(wordpiece)
         verdicts["wordpiece vs tag tokens"] = compare(wordpiece, vilt)
     return arm_table(arms), verdicts
+
+
+def plan_from(parameters: dict[str, Any], runs_dir: str = "../runs") -> MultimodalPlan:
+    """A plan from a notebook's resolved parameters (``notebooks/params/multimodal_family.yml``)."""
+    fields = set(MultimodalPlan.__dataclass_fields__) - {"data", "universe", "runs_dir"}
+    given = {k: v for k, v in parameters.items() if k in fields}
+    universe = SourceUniverse(classes=parameters["source_classes"], images=parameters["source_images"])
+    return MultimodalPlan(data=parameters["data_root"], universe=universe, runs_dir=runs_dir, **given)
+
+
+def settings(plan: MultimodalPlan) -> pd.Series:
+    """The plan's settings as a reader wants them (one row each)."""
+    kw = plan.model_kwargs
+    return pd.Series({
+        "image size": plan.image_size, "image tokens": (plan.image_size // kw.get("patch_size", 16)) ** 2,
+        "text tokens ([CLS] included)": plan.max_text_len, **{f"transformer {k}": v for k, v in kw.items()},
+        "starting weights": plan.pretrained_path or (f"source universe ({plan.universe.classes} characters, "
+                                                     f"{plan.pretrain_epochs} epochs)" if plan.pretrain_epochs > 0
+                                                     else "none (from scratch)"),
+        "fine-tuning epochs": plan.epochs, "learning rate": plan.lr, "batch size": plan.batch_size,
+        "seeds": len(plan.seeds), "heads": "character + tags (every model)",
+        "cosine curriculum": f"{plan.mask_warmup:.0%} all tags, ramp, {plan.mask_cooldown:.0%} none",
+    }, name="setting", dtype=object).to_frame()

@@ -118,7 +118,8 @@ def arm_name(experiment: str) -> str:
 
 def summarise(records: pd.DataFrame, experiments: list[str], baseline: float, metric: str = "metrics.test_top1"
               ) -> tuple[pd.DataFrame, dict[str, Verdict]]:
-    """Per arm: mean ± SE over seeds, seeds, plateau, above the baseline; and the heads' verdicts.
+    """Per arm: mean ± SE over seeds, seeds, plateau, above the baseline, the near-twin characters'
+    top-1 (mean over seeds; nan for records made before it was measured); and the heads' verdicts.
 
     ``records`` is :func:`animesion_lib.results.load_records` of the profile, of which only
     ``experiments`` (what :func:`run_recognition` trained) are read: an older record of an arm
@@ -135,8 +136,9 @@ def summarise(records: pd.DataFrame, experiments: list[str], baseline: float, me
         mean, se = mean_and_se(list(group[metric]))
         scored[arm] = Arm(arm, dict(zip(group["config.seed"], group[metric])),
                           baseline=("8×8 thumbnail LR", baseline), plateau=bool(group.plateau.all()))
+        twin = group["metrics.test_twin_top1"].mean() if "metrics.test_twin_top1" in group else float("nan")
         rows.append(dict(arm=arm, mean=mean, se=se, seeds=len(group), plateau=bool(group.plateau.all()),
-                         above_baseline=mean > baseline))
+                         above_baseline=mean > baseline, near_twin_top1=twin))
     table = pd.DataFrame(rows).set_index("arm")
     table = table.loc[sorted(table.index, key=lambda a: (ARM_ORDER.index(a) if a in ARM_ORDER else len(ARM_ORDER), a))]
     verdicts = {f"{a} vs vit-cls": compare(scored[a], scored["vit-cls"])
