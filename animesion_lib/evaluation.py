@@ -79,32 +79,57 @@ def collect_outputs(
     """Run ``model`` over ``loader``: logits, labels, tag probabilities / targets, and the mean loss.
 
     ``text_mode`` (multimodal models): which tags the model is given; None feeds the batch as is.
+    """
+    return collect_outputs_by_mode(model, loader, device, precision, [text_mode], drop_fraction, tokenizer, seed,
+                                   progress)[None if text_mode is None else TextMode.parse(text_mode)]
+
+
+@torch.no_grad()
+def collect_outputs_by_mode(
+    model: torch.nn.Module,
+    loader: Iterable[dict[str, Any]],
+    device: torch.device,
+    precision: str = "fp32",
+    text_modes: Iterable[TextMode | str | None] = (None,),
+    drop_fraction: float = 0.5,
+    tokenizer: Any = None,
+    seed: int = 0,
+    progress: bool = False,
+) -> dict[TextMode | None, dict[str, np.ndarray]]:
+    """:func:`collect_outputs` for several text modes in one pass over ``loader`` (each batch is
+    loaded once and given to the model once per mode); mode -> its outputs.
+
     The loss is summed on the device: the host waits once, at the end, not once per batch.
     """
     from tqdm.auto import tqdm
 
     from animesion_lib.device import autocast
 
-    mode = None if text_mode is None else TextMode.parse(text_mode)
+    modes = [None if m is None else TextMode.parse(m) for m in text_modes]
     model.eval()
     generator = torch.Generator().manual_seed(seed)  # the same tags are dropped on every call
-    found: dict[str, list[torch.Tensor]] = {"logits": [], "labels": [], "tag_scores": [], "tag_targets": []}
-    loss_sum, seen = torch.zeros((), device=device), 0
-    for batch in tqdm(loader, desc=f"eval ({mode.value if mode else 'image'})", leave=False, disable=not progress):
+    found = {m: {"logits": [], "labels": [], "tag_scores": [], "tag_targets": []} for m in modes}
+    loss_sum, seen = {m: torch.zeros((), device=device) for m in modes}, 0
+    for batch in tqdm(loader, desc="eval", leave=False, disable=not progress):
         batch = {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-        input_ids, attention_mask = _text_inputs(batch, mode, drop_fraction, tokenizer, generator)
-        with autocast(device, precision):
-            out = model(batch["image"], input_ids=input_ids, attention_mask=attention_mask)
-            loss, _ = model.loss(out, batch) if hasattr(model, "loss") else (
-                torch.nn.functional.cross_entropy(out["logits"], batch["label"]), {})
-        loss_sum += loss.detach().float() * batch["label"].shape[0]
+        for mode in modes:
+            input_ids, attention_mask = _text_inputs(batch, mode, drop_fraction, tokenizer, generator)
+            with autocast(device, precision):
+                out = model(batch["image"], input_ids=input_ids, attention_mask=attention_mask)
+                loss, _ = model.loss(out, batch) if hasattr(model, "loss") else (
+                    torch.nn.functional.cross_entropy(out["logits"], batch["label"]), {})
+            loss_sum[mode] += loss.detach().float() * batch["label"].shape[0]
+            found[mode]["logits"].append(_to_host(out["logits"]))
+            found[mode]["labels"].append(batch["label"].detach().to("cpu", non_blocking=True))
+            if "tag_logits" in out and "tag_targets" in batch:
+                found[mode]["tag_scores"].append(_to_host(torch.sigmoid(out["tag_logits"].float())))
+                found[mode]["tag_targets"].append(_to_host(batch["tag_targets"]))
         seen += batch["label"].shape[0]
-        found["logits"].append(_to_host(out["logits"]))
-        found["labels"].append(batch["label"].detach().to("cpu", non_blocking=True))
-        if "tag_logits" in out and "tag_targets" in batch:
-            found["tag_scores"].append(_to_host(torch.sigmoid(out["tag_logits"].float())))
-            found["tag_targets"].append(_to_host(batch["tag_targets"]))
-    loss = float(loss_sum) / max(seen, 1)  # reading it waits for the device, and for the copies
+    return {m: _assemble(found[m], float(loss_sum[m]) / max(seen, 1), seen) for m in modes}
+
+
+def _assemble(found: dict[str, list[torch.Tensor]], loss: float, seen: int) -> dict[str, np.ndarray]:
+    # reading the loss (above) waited for the device, and for the copies
     result = {"logits": torch.cat(found["logits"]).numpy() if seen else np.zeros((0, 0), np.float32),
               "labels": torch.cat(found["labels"]).numpy() if seen else np.zeros((0,), np.int64),
               "loss": np.float64(loss)}
@@ -154,10 +179,9 @@ def evaluate_model(
     if not modes:
         raise ValueError("text_modes is empty: evaluate at least one of tags, drop, none")
     metrics: dict[str, float] = {}
-    outputs: dict[TextMode | None, dict[str, np.ndarray]] = {}
-    for mode in modes:
-        out = outputs[mode] = collect_outputs(model, loader, device, precision, mode, drop_fraction, tokenizer,
-                                              progress=progress)
+    outputs = collect_outputs_by_mode(model, loader, device, precision, modes, drop_fraction, tokenizer,
+                                      progress=progress)
+    for mode, out in outputs.items():
         found = classification_metrics(out["logits"], out["labels"], num_classes)
         found["loss"] = float(out["loss"])
         found.update(near_twin_metrics(out["logits"], out["labels"], twins or {}))

@@ -90,13 +90,35 @@ def _tag_arrays(scores: ArrayLike, targets: ArrayLike) -> tuple[np.ndarray, np.n
     return scores, targets, targets.sum(axis=0) > 0
 
 
+def average_precision_per_column(scores: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Average precision of every column at once, exactly as ``sklearn.metrics.average_precision_score``
+    computes it for one (the step-wise sum over distinct thresholds, ties counted as one threshold).
+
+    Vectorised because scikit-learn's per-tag loop dominated every evaluation: 3 of the 4.4 s of
+    one ViLT validation pass over 603 images x 382 tags, repeated each epoch. Every column must
+    have a positive. Equal to scikit-learn within 1e-12 (a randomized test with ties checks it).
+    """
+    order = np.argsort(-scores, axis=0, kind="stable")
+    ranked = np.take_along_axis(scores, order, axis=0)
+    hits = np.take_along_axis(targets, order, axis=0).astype(np.float64)
+    true_pos = np.cumsum(hits, axis=0)
+    n = len(scores)
+    # every item takes the precision at the end of its tie group (one threshold for the whole group)
+    is_end = np.ones_like(ranked, dtype=bool)
+    is_end[:-1] = ranked[:-1] != ranked[1:]
+    ends = np.where(is_end, np.arange(n)[:, None], n)
+    group_end = np.minimum.accumulate(ends[::-1], axis=0)[::-1]
+    precision = np.take_along_axis(true_pos, group_end, axis=0) / (group_end + 1)
+    return (hits * precision).sum(axis=0) / true_pos[-1]
+
+
 def tag_average_precision(scores: ArrayLike, targets: ArrayLike) -> dict[str, float]:
     """mAP: ``map_macro`` (mean over tags that occur at least once) and ``map_micro``."""
     scores, targets, present = _tag_arrays(scores, targets)
     if not present.any():  # AP is undefined for a tag with no positive example
         return {"map_macro": float("nan"), "map_micro": float("nan")}
-    macro = skm.average_precision_score(targets[:, present], scores[:, present], average="macro")
-    micro = skm.average_precision_score(targets.ravel(), scores.ravel())
+    macro = average_precision_per_column(scores[:, present], targets[:, present]).mean()
+    micro = average_precision_per_column(scores.reshape(-1, 1), targets.reshape(-1, 1))[0]
     return {"map_macro": float(macro), "map_micro": float(micro)}
 
 
