@@ -91,17 +91,19 @@ def paired_difference(a: Mapping[int, float], b: Mapping[int, float]) -> tuple[f
 
 
 def plateaued(curve: Sequence[float], tail: float = 0.2, tolerance: float = 0.01) -> bool:
-    """Whether a validation curve levelled off: over its last ``tail`` of epochs (at least two),
-    the best value gained less than ``tolerance`` (one point of accuracy) on the value before them.
+    """Whether a validation curve levelled off: its last ``tail`` of epochs (at least two) gained,
+    on average, less than ``tolerance`` (one point of accuracy) over the best epoch before them.
 
-    A curve of fewer than five epochs cannot show a plateau.
+    The tail's mean, not its best: a validation split of a few hundred images moves a point or so
+    from epoch to epoch by chance alone, and one lucky epoch at the end would otherwise count as
+    a curve still rising. A curve of fewer than five epochs cannot show a plateau.
     """
     values = [v for v in curve if v is not None and not math.isnan(v)]
     if len(values) < 5:
         return False
     k = max(2, math.ceil(tail * len(values)))
     before, last = values[:-k], values[-k:]
-    return max(last) - max(before) < tolerance
+    return sum(last) / k - max(before) < tolerance
 
 
 def not_learned(arm: Arm) -> list[str]:

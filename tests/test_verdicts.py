@@ -72,6 +72,8 @@ def test_too_few_seeds_or_no_plateau_is_inconclusive():
     ([0.2, 0.4, 0.5, 0.55, 0.6, 0.62, 0.64, 0.66, 0.68, 0.70], False),      # still rising
     ([0.5, 0.6, 0.7, 0.71], False),                                          # too short to tell
     ([0.5, 0.6, 0.7, 0.70, 0.69, 0.68], True),                               # over-fitting also levelled off
+    ([0.3, 0.5, 0.6, 0.65, 0.68, 0.70, 0.71, 0.72, 0.72, 0.733], True),     # one lucky last epoch: mean +0.4
+    ([0.3, 0.5, 0.6, 0.65, 0.68, 0.70, 0.71, 0.72, 0.735, 0.74], False),    # the whole tail higher: +1.75
 ])
 def test_plateau_rule(curve, expected):
     assert plateaued(curve) is expected

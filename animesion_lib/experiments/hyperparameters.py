@@ -7,9 +7,9 @@ large trains twice as many epochs, so that a knob is not confounded with how far
 Each value is read against the base by :func:`animesion_lib.verdicts.compare`, and every arm
 must beat the thumbnail logistic regression first.
 
-Knobs that change the architecture (depth, patch size) no longer fit the pretrained backbone;
-they are for a profile that has a pretrained model of each shape (the ``paper`` profile, with
-ImageNet weights), or that trains from scratch (``pretrain_epochs: 0``).
+Knobs that change the architecture (depth, patch size) no longer fit the one pretrained backbone
+every arm starts from, so a plan with them must train from scratch (``pretrain_epochs: 0`` and no
+``pretrained_path``).
 
     plan = HyperparameterPlan(data="data/synthetic-cpu", base={"image_size": 32, "batch_size": 64, ...}, ...)
     names = run_hyperparameters(plan)
@@ -81,15 +81,18 @@ class HyperparameterPlan:
 
 
 def pretrained_weights(plan: HyperparameterPlan) -> str | None:
-    """The recognition chapter's backbone (the base's shape), or the plan's file, or None."""
+    """The recognition chapter's backbone (the base's shape), or the plan's file, or None (from
+    scratch); a ValueError when a knob changes the architecture and the arms would be pretrained."""
     from animesion_lib.experiments import recognition
 
-    if plan.pretrained_path or plan.pretrain_epochs <= 0:
-        return plan.pretrained_path
+    if not plan.pretrained_path and plan.pretrain_epochs <= 0:
+        return None
     changed = [k for k in ARCHITECTURE_KNOBS if any(v != plan.base[k] for v in plan.grids.get(k, []))]
     if changed:
         raise ValueError(f"knobs {changed} change the architecture, which the one pretrained backbone does not fit: "
-                         "drop them from the grids, or set pretrain_epochs: 0 (all from scratch)")
+                         "drop them from the grids, or set pretrain_epochs: 0 and no pretrained_path (all from scratch)")
+    if plan.pretrained_path:
+        return plan.pretrained_path
     kwargs = dict(embed_dim=plan.embed_dim, depth=plan.base["depth"], num_heads=plan.num_heads,
                   patch_size=plan.base["patch_size"])
     return recognition.pretrained_weights(recognition.RecognitionPlan(
