@@ -53,6 +53,7 @@ def load_params(notebook: str, repo: Path) -> dict[str, dict]:
     if raw.get("include"):
         shared = load_params(raw["include"], repo)
         sections = {key: {**shared[key], **sections[key]} for key in SECTIONS}
+    for key, section in sections.items():
         unknown = set(section) - set(sections["defaults"])
         if unknown:
             raise ValueError(f"{path}: [{key}] sets {sorted(unknown)}, which [defaults] does not list")

@@ -124,7 +124,8 @@ def compare(a: Arm, b: Arm, min_seeds: int = MIN_SEEDS, z: float = Z, unit: str 
     if n < min_seeds:
         reasons.append(f"{n} paired seed{'s' if n != 1 else ''}, fewer than {min_seeds}")
     scale = 100 if unit == "points" else 1
-    size = f"{diff * scale:+.1f} {unit} (± {se * scale:.1f} SE, {n} paired seeds)" if n > 1 else ""
+    digits = 1 if not se * scale < 0.05 else 2  # a standard error below 0.05 would print as "± 0.0"
+    size = f"{diff * scale:+.{digits}f} {unit} (± {se * scale:.{digits}f} SE, {n} paired seeds)" if n > 1 else ""
     if reasons:
         text = "inconclusive: " + "; ".join(reasons)
         return Verdict("inconclusive", text, diff, se, n, tuple(reasons))

@@ -162,7 +162,7 @@ def test_profile_cpu_gives_the_cpu_settings_from_the_root_and_from_notebooks(tmp
                 "real_data_root": "../../shared/data/holo14", "results_dir": "../results"}
     from_root = papermill([str(mini), str(tmp_path / "a.ipynb"), "-p", "profile", "cpu"], REPO, 300)
     assert from_root == expected
-    assert from_root["vit_seeds"] == [0, 1, 2] and from_root["epochs"] == 20  # the cpu values, not smoke's
+    assert from_root["vit_seeds"] == [0, 1, 2] and from_root["epochs"] == 15  # the cpu values, not smoke's
     from_notebooks = papermill([str(mini), str(tmp_path / "b.ipynb"), "-p", "profile", "cpu"], REPO / "notebooks", 300)
     assert from_notebooks == expected
     # explicit values win; a path given from the root means the root's folder

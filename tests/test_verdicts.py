@@ -93,3 +93,8 @@ def test_verdicts_are_recorded_for_the_reproduction_report(tmp_path):
                                                 "text": "IFA beats [CLS] by +2.0 points (± 0.6 SE, 3 paired seeds)"}
     assert record["metrics"]["ifa vs cls.difference"] == pytest.approx(0.02)
     assert record["metrics"]["one seed.standard_error"] is None
+
+
+def test_a_tiny_standard_error_is_printed_with_two_decimals():
+    a, b = arm("ASL", [0.117, 0.1175, 0.1168], baseline=None), arm("BCE", [0.114, 0.1144, 0.1139], baseline=None)
+    assert compare(a, b).text == "ASL beats BCE by +0.30 points (± 0.01 SE, 3 paired seeds)"
