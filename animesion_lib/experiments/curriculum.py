@@ -24,7 +24,6 @@ from animesion_lib.experiments.multimodal import arm_of, arm_table, image_baseli
 from animesion_lib.text_modes import TextMode
 from animesion_lib.verdicts import compare
 
-ARMS = ["vit", "vilt", "vilt-full", "vilt-cosine", "vilt-cosine-mlm"]
 LABELS = {"vilt": "no curriculum", "vilt-full": "all tags hidden", "vilt-cosine": "curriculum",
           "vilt-cosine-mlm": "curriculum + MLM", "vilt-bert": "15% hidden (BERT)"}
 MODES = {TextMode.NONE: "no tags", TextMode.TAGS: "all tags"}
