@@ -200,7 +200,8 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
     ("auto", "cpu", True, 0, "animesion", True),     # the CPU, from the cache in the training process: faster
     ("auto", "cpu", True, 2, "animesion", False),    # ... but PIL in loader workers is faster still
     ("auto", "cpu", False, 0, "animesion", False),   # no cache: level, the PIL path stays
-    ("auto", "cpu", True, 0, "plain", False),        # nothing to augment: the loader path stays
+    ("auto", "cpu", True, 0, "plain", True),         # normalising whole batches is faster too
+    ("auto", "cpu", False, 0, "plain", False),
     ("batch", "cpu", False, 2, "plain", True),
     ("loader", "cuda", True, 0, "animesion", False),
 ])
