@@ -3,7 +3,7 @@
 import pytest
 
 from animesion_lib.data.synthetic import SyntheticConfig, make_synthetic
-from animesion_lib.experiments.parallel import train_many
+from animesion_lib.experiments.parallel import thread_plan, train_many
 from animesion_lib.experiments.recognition import RecognitionPlan, arm_name, arms, run_recognition, summarise
 from animesion_lib.pretraining import SourceUniverse
 from animesion_lib.results import load_records, make_record, write_record
@@ -74,6 +74,24 @@ def test_train_many_in_process_keeps_order(target, tmp_path):
     assert [s["config"]["experiment"] for s in summaries] == ["recognition-syn-vit-cls-s0", "recognition-syn-vit-ifa-s0"]
     assert list(load_records(tmp_path / "results", "smoke").experiment) == [
         "recognition-syn-vit-cls-s0", "recognition-syn-vit-ifa-s0"]
+
+
+def test_thread_plan_gives_a_partial_round_the_idle_cores():
+    assert thread_plan(6, 2) == [1] * 6
+    assert thread_plan(9, 2) == [1] * 8 + [2]
+    assert thread_plan(1, 2) == [2]
+    assert thread_plan(5, 3) == [1] * 5            # two runs share three cores: one thread each
+    assert thread_plan(4, 4, threads=2) == [2] * 4
+    assert thread_plan(0, 2) == []
+
+
+@pytest.mark.slow
+def test_train_many_starts_an_odd_last_run_alone_on_both_cores(target, tmp_path):
+    plan = plan_for(target, tmp_path, seeds=[0], pretrain_epochs=0)
+    runs = arms(plan, None)[:3]
+    summaries = train_many(runs, processes=2)
+    assert [s["config"]["experiment"] for s in summaries] == [r.experiment for r in runs]
+    assert [s["config"]["threads"] for s in summaries] == [1, 1, 2]
 
 
 def test_relative_gains_per_seed():
