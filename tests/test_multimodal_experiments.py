@@ -83,7 +83,13 @@ def test_the_three_chapters_on_one_family_of_runs(target, tmp_path):
 
     table, verdicts = curriculum.curriculum_summary(records, names, card)
     assert "curriculum, no tags" in table.index and "curriculum + MLM, all tags" in table.index
-    assert "MLM objective, without tags" in verdicts and "curriculum keeps image-only accuracy" not in verdicts  # no full arm
+    assert "MLM objective, without tags" in verdicts
+    # without the all-hidden arm, image-only training is the ViT
+    cosine = records[records.experiment == "multimodal-vilt-cosine-s0"].iloc[0]
+    assert verdicts["curriculum keeps image-only accuracy"].difference == pytest.approx(
+        cosine["metrics.test_notags.top1"] - vit["metrics.test_top1"])
+    assert curriculum.image_only_reference(names).startswith("the image-only ViT")
+    assert curriculum.image_only_reference(["multimodal-vilt-full-s0"]).endswith("(`vilt-full`)")
 
     masked = tp.run_masked_tags(plan, names)
     records = load_records(plan.results_dir, "smoke")
