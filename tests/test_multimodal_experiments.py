@@ -89,7 +89,7 @@ def test_the_three_chapters_on_one_family_of_runs(target, tmp_path):
     assert verdicts["curriculum keeps image-only accuracy"].difference == pytest.approx(
         cosine["metrics.test_notags.top1"] - vit["metrics.test_top1"])
     assert curriculum.image_only_reference(names).startswith("the image-only ViT")
-    assert curriculum.image_only_reference(["multimodal-vilt-full-s0"]).endswith("(`vilt-full`)")
+    assert curriculum.image_only_reference(["multimodal-vilt-full-s0"]).endswith("(the vilt-full arm)")
 
     masked = tp.run_masked_tags(plan, names)
     records = load_records(plan.results_dir, "smoke")

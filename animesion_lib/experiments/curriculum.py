@@ -64,8 +64,8 @@ def curriculum_summary(records: pd.DataFrame, experiments: Sequence[str], card: 
 def image_only_reference(experiments: Sequence[str]) -> str:
     """What the curriculum's image-only accuracy is held against, in words."""
     if any(arm_of(e) == "vilt-full" for e in experiments):
-        return "the same model trained with every tag hidden (`vilt-full`)"
-    return "the image-only ViT (the same backbone without a text segment; `vilt-full` is not trained at this profile)"
+        return "the same model trained with every tag hidden (the vilt-full arm)"
+    return "the image-only ViT (the same backbone without a text segment; the vilt-full arm is not trained at this profile)"
 
 
 def claim(verdicts: dict[str, Any]) -> str:
